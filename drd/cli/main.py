@@ -3,6 +3,7 @@
 import click
 
 from drd import __version__
+from drd.cli.lab import lab
 
 
 @click.group()
@@ -11,5 +12,17 @@ def cli() -> None:
     """drd: disaster recovery for three-site Ceph clouds."""
 
 
+cli.add_command(lab)
+
+
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except ImportError as error:
+        if error.name not in ("rados", "rbd"):
+            raise
+        raise SystemExit(
+            f"drd: the Ceph Python binding `{error.name}` is missing (Debian package "
+            f"python3-{error.name}); run `bash scripts/setup` as root, and run drd from "
+            f"its venv"
+        ) from error

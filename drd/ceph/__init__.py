@@ -1,0 +1,1 @@
+"""Adapters for Ceph: the only modules that import `rados` and `rbd`."""

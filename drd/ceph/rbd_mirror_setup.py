@@ -1,0 +1,109 @@
+"""Pool-level RBD mirroring set-up: mode, site name and peers, through librbd.
+
+Every function here is idempotent: it reads the current state first and changes
+only what differs, so `drd lab up` can run it again safely.
+"""
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import rados
+import rbd
+
+from drd.ceph.cluster import CephError
+
+
+@dataclass(frozen=True)
+class MirrorPeer:
+    site_name: str
+    direction: str  # rx-only, tx-only or rx-tx
+    client_name: str
+
+
+_DIRECTIONS = {
+    rbd.RBD_MIRROR_PEER_DIRECTION_RX: "rx-only",
+    rbd.RBD_MIRROR_PEER_DIRECTION_TX: "tx-only",
+    rbd.RBD_MIRROR_PEER_DIRECTION_RX_TX: "rx-tx",
+}
+
+
+def enable_image_mode(cluster: Any, pool: str, site_name: str) -> None:
+    """Put `pool` in image mirroring mode and name this site."""
+    with cluster.open_ioctx(pool) as ioctx:
+        api = rbd.RBD()
+        try:
+            if api.mirror_mode_get(ioctx) != rbd.RBD_MIRROR_MODE_IMAGE:
+                api.mirror_mode_set(ioctx, rbd.RBD_MIRROR_MODE_IMAGE)
+            if api.mirror_site_name_get(cluster) != site_name:
+                api.mirror_site_name_set(cluster, site_name)
+        except (rbd.Error, rados.Error) as error:
+            raise CephError(f"enabling image mirroring on pool {pool}: {error}") from error
+
+
+def list_peers(cluster: Any, pool: str) -> list[MirrorPeer]:
+    try:
+        with cluster.open_ioctx(pool) as ioctx:
+            peers = list(rbd.RBD().mirror_peer_list(ioctx))
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing mirror peers of pool {pool}: {error}") from error
+    return [
+        MirrorPeer(
+            site_name=peer.get("site_name", ""),
+            direction=_DIRECTIONS.get(peer.get("direction", -1), "unknown"),
+            client_name=peer.get("client_name", ""),
+        )
+        for peer in peers
+    ]
+
+
+@dataclass(frozen=True)
+class PeerCredentials:
+    """How a remote rbd-mirror reaches this cluster. The key is a secret: never print it."""
+
+    fsid: str
+    client_id: str
+    mon_host: str
+    key: str = field(repr=False)
+
+
+def peer_credentials(cluster: Any, pool: str) -> PeerCredentials:
+    """Mint (or fetch) this cluster's peer user through `mirror peer bootstrap create`."""
+    try:
+        with cluster.open_ioctx(pool) as ioctx:
+            token = rbd.RBD().mirror_peer_bootstrap_create(ioctx)
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"creating the mirror peer user on pool {pool}: {error}") from error
+    fields = json.loads(base64.b64decode(token))
+    return PeerCredentials(fsid=fields["fsid"], client_id=fields["client_id"],
+                           mon_host=fields["mon_host"], key=fields["key"])
+
+
+def add_peer(cluster: Any, pool: str, remote_site: str, remote: PeerCredentials) -> bool:
+    """Register `remote_site` as an rx-tx peer of `pool`; False if it already is one."""
+    if any(p.site_name == remote_site for p in list_peers(cluster, pool)):
+        return False
+    api = rbd.RBD()
+    try:
+        with cluster.open_ioctx(pool) as ioctx:
+            peer_uuid = api.mirror_peer_add(ioctx, remote_site, f"client.{remote.client_id}",
+                                            rbd.RBD_MIRROR_PEER_DIRECTION_RX_TX)
+            api.mirror_peer_set_attributes(ioctx, peer_uuid,
+                                           {"mon_host": remote.mon_host, "key": remote.key})
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"adding mirror peer {remote_site} on pool {pool}: {error}") from error
+    return True
+
+
+def peer_two_way(one: Any, one_site: str, other: Any, other_site: str, pool: str) -> bool:
+    """Peer `pool` rx-tx in both directions; False if nothing had to change.
+
+    Pacific's `peer bootstrap import` refuses a second peer on a pool ("multiple
+    peers are not currently supported"), yet production must peer with both the
+    same-city and the remote site. So drd mints each side's peer user with
+    `bootstrap create` and registers it on the other side with `peer add`.
+    """
+    added_on_one = add_peer(one, pool, other_site, peer_credentials(other, pool))
+    added_on_other = add_peer(other, pool, one_site, peer_credentials(one, pool))
+    return added_on_one or added_on_other

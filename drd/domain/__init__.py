@@ -1,0 +1,1 @@
+"""Pure domain models and decisions: no I/O, no clock, no Ceph."""

@@ -1,0 +1,1 @@
+"""A real multi-site Ceph deployment on one machine, for demos, tests, chaos and benchmarks."""

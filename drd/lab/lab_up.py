@@ -1,0 +1,180 @@
+"""`drd lab up`: boot every site in parallel, peer them, start rbd-mirror, record it all.
+
+Run twice, it finds the lab up and changes nothing. After a lab that died halfway
+through booting, it stops what is left and starts over; after daemons of a ready
+lab died, it restarts them.
+"""
+
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from drd.ceph.cluster import CephError, cluster_health, connect
+from drd.ceph.rbd_mirror_setup import peer_two_way
+from drd.lab import processes
+from drd.lab.ceph_conf import DEFAULT_MEMSTORE_BYTES, SiteLayout
+from drd.lab.daemon_commands import REQUIRED_BINARIES
+from drd.lab.description import (
+    START_ORDER,
+    DaemonRole,
+    LabDescription,
+    Phase,
+    ProcessRecord,
+    SiteRecord,
+)
+from drd.lab.errors import LabError
+from drd.lab.lab_down import stop_lab_processes
+from drd.lab.lab_store import load_description, save_description
+from drd.lab.site_boot import boot_site, daemon_failed, start_role, wait_settled
+from drd.lab.topology import SiteSpec, peering_pairs, plan_sites
+
+SETUP_HINT = "run `bash scripts/setup` as root to install Ceph and restic"
+MIRROR_REGISTER_TIMEOUT = 60.0
+
+Report = Callable[[str], None]
+
+
+def check_packages() -> None:
+    """Name the missing Debian package before anything is started."""
+    for binary, package in REQUIRED_BINARIES.items():
+        if shutil.which(binary) is None:
+            raise LabError(f"Ceph package {package} is missing: no `{binary}` on PATH",
+                           hint=SETUP_HINT)
+
+
+def lab_up(lab_dir: Path, names: list[str], block: int, report: Report,
+           memstore_bytes: int = DEFAULT_MEMSTORE_BYTES) -> LabDescription:
+    """Bring the lab at `lab_dir` up, or confirm it already is; return its description."""
+    check_packages()
+    sites = plan_sites(names, block)
+    existing = load_description(lab_dir)
+    if existing is None and lab_dir.exists() and any(lab_dir.iterdir()):
+        raise LabError(f"{lab_dir} exists, is not empty, and holds no lab.json",
+                       hint="it is not a drd lab: choose another --dir, or remove it")
+    if existing is not None:
+        if existing.phase is Phase.READY:
+            _refuse_other_shape(existing, names, block)
+            return _revive(existing, sites, report)
+        report(f"a previous `lab up` on {lab_dir} stopped halfway; cleaning up and starting over")
+        stop_lab_processes(existing, report)
+        shutil.rmtree(lab_dir)
+    return _boot(lab_dir, sites, block, memstore_bytes, report)
+
+
+def _refuse_other_shape(existing: LabDescription, names: list[str], block: int) -> None:
+    if sorted(existing.sites) != names or existing.block != block:
+        raise LabError(
+            f"the lab at {existing.dir} has sites {','.join(sorted(existing.sites))} on "
+            f"block {existing.block}; you asked for {','.join(names)} on block {block}",
+            hint=f"run `drd lab down --dir {existing.dir}` first, or choose another --dir",
+        )
+
+
+def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
+          report: Report) -> LabDescription:
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    description = LabDescription(dir=lab_dir, block=block, phase=Phase.BOOTING,
+                                 created_at=datetime.now(UTC), sites={})
+    save_description(description)
+
+    def record_process(site: SiteRecord, process: ProcessRecord) -> None:
+        site.replace_process(process)
+        description.sites[site.name] = site
+        save_description(description)
+
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=len(sites)) as pool:
+            futures = [pool.submit(boot_site, site, SiteLayout(lab_dir / site.name),
+                                   memstore_bytes, record_process) for site in sites]
+            for future in futures:
+                record = future.result()
+                description.sites[record.name] = record
+                report(f"site {record.name} ({record.kind.value}) on {record.address}: "
+                       f"HEALTH_OK after {time.monotonic() - started:.1f} s")
+        _peer_sites(description, sites, report)
+        for site in sites:
+            start_role(site, description.sites[site.name], DaemonRole.RBD_MIRROR,
+                       record_process)
+        _wait_mirror_daemons(description, sites)
+    except BaseException:
+        # Leave nothing running; the logs stay in the lab dir for the post-mortem.
+        report("lab up failed; stopping the daemons it started")
+        stop_lab_processes(description, report)
+        raise
+    description.phase = Phase.READY
+    save_description(description)
+    report(f"lab ready in {time.monotonic() - started:.1f} s; description: {lab_dir}/lab.json")
+    return description
+
+
+def _peer_sites(description: LabDescription, sites: list[SiteSpec], report: Report) -> None:
+    for hub, other in peering_pairs(sites):
+        hub_record, other_record = description.sites[hub.name], description.sites[other.name]
+        try:
+            with connect(hub_record.conf) as hub_cluster, \
+                    connect(other_record.conf) as other_cluster:
+                created = peer_two_way(hub_cluster, hub.name, other_cluster, other.name,
+                                            hub_record.rbd_pool)
+        except CephError as error:
+            raise LabError(f"mirror peering {hub.name}<->{other.name}: {error}") from error
+        pair = (hub.name, other.name)
+        if pair not in description.mirror_peers:
+            description.mirror_peers.append(pair)
+        if created:
+            report(f"mirroring peers {hub.name}<->{other.name} peered on pool "
+                   f"{hub_record.rbd_pool}")
+
+
+def _wait_mirror_daemons(description: LabDescription, sites: list[SiteSpec]) -> None:
+    """Wait until each site's rbd-mirror has registered with its cluster's service map."""
+    if len(sites) < 2:
+        return
+    deadline = time.monotonic() + MIRROR_REGISTER_TIMEOUT
+    for site in sites:
+        record = description.sites[site.name]
+        mirror = record.process(DaemonRole.RBD_MIRROR)
+        assert mirror is not None
+        with connect(record.conf) as cluster:
+            while cluster_health(cluster).services.get("rbd-mirror", 0) < 1:
+                if not processes.is_running(mirror):
+                    raise daemon_failed(site.name, mirror, "exited")
+                if time.monotonic() > deadline:
+                    raise LabError(f"site {site.name}: rbd-mirror did not register within "
+                                   f"{MIRROR_REGISTER_TIMEOUT:.0f} s",
+                                   hint=f"see {mirror.log}")
+                time.sleep(0.25)
+
+
+def _revive(description: LabDescription, sites: list[SiteSpec], report: Report) -> LabDescription:
+    """Restart any daemon of a ready lab that has died, in dependency order."""
+    dead = [(site, proc) for site, proc in description.all_processes()
+            if not processes.is_running(proc)]
+    if not dead:
+        report(f"lab at {description.dir} is already up; nothing to do")
+        return description
+    by_name = {site.name: site for site in sites}
+
+    def record_process(site: SiteRecord, process: ProcessRecord) -> None:
+        site.replace_process(process)
+        save_description(description)
+
+    for role in START_ORDER:
+        for site, proc in dead:
+            if proc.role is role:
+                report(f"site {site.name}: {proc.entity} is not running; restarting it")
+                start_role(by_name[site.name], site, role, record_process)
+    hint = (f"if an OSD lost its in-memory data, rebuild the lab: "
+            f"`drd lab down --dir {description.dir}` then `drd lab up`")
+    for record in description.sites.values():
+        try:
+            with connect(record.conf) as cluster:
+                wait_settled(record.name, cluster, record.processes, hint=hint)
+        except CephError as error:
+            raise LabError(f"site {record.name}: {error}", hint=hint) from error
+    report(f"lab at {description.dir} is up again")
+    return description
+

@@ -1,0 +1,135 @@
+"""Start lab daemons, tell whether they still run, and stop them by PID.
+
+Every daemon runs in the foreground (`-f`) in a session of its own, so its PID is
+known from the start and its whole process group can be signalled. A record's
+`create_time` guards against signalling an unrelated process that reused the PID.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from drd.lab.description import DaemonRole, ProcessRecord
+
+# psutil reports create_time rounded to clock ticks; allow for that.
+_CREATE_TIME_SLACK = 0.05
+
+
+@dataclass
+class Started:
+    """A daemon this process has just spawned: its record, and the handle to reap it."""
+
+    record: ProcessRecord
+    handle: subprocess.Popen[bytes]
+
+
+def start_daemon(role: DaemonRole, entity: str, argv: list[str], *, log: Path,
+                 console: Path, env: dict[str, str] | None = None) -> Started:
+    """Spawn one daemon in its own session, its console output going to `console`."""
+    extra_env = env or {}
+    with console.open("ab") as out:
+        handle = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, **extra_env}, start_new_session=True,
+        )
+    try:
+        create_time = psutil.Process(handle.pid).create_time()
+    except psutil.NoSuchProcess:
+        create_time = 0.0  # died at once; is_running() will say so
+    record = ProcessRecord(role=role, entity=entity, pid=handle.pid, create_time=create_time,
+                           argv=argv, env=extra_env, log=log, console=console)
+    return Started(record=record, handle=handle)
+
+
+def find_process(record: ProcessRecord) -> psutil.Process | None:
+    """The live process behind `record`, or None if it has exited or the PID was reused."""
+    try:
+        process = psutil.Process(record.pid)
+        if abs(process.create_time() - record.create_time) > _CREATE_TIME_SLACK:
+            return None
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return process
+
+
+def is_running(record: ProcessRecord) -> bool:
+    return find_process(record) is not None
+
+
+def resident_bytes(records: Sequence[ProcessRecord]) -> int:
+    """Total RSS of the live processes among `records`."""
+    total = 0
+    for record in records:
+        process = find_process(record)
+        if process is not None:
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+    return total
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    record: ProcessRecord
+    killed: bool  # True when SIGTERM was not enough
+
+
+def _signal_group(process: psutil.Process, sig: signal.Signals) -> None:
+    # Daemons lead their own session, so their group is theirs alone.
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        pass
+
+
+def stop_processes(records: Sequence[ProcessRecord], grace: float) -> list[StopOutcome]:
+    """SIGTERM every live process in `records`, then SIGKILL what is left after `grace` s."""
+    live = [(record, process) for record in records
+            if (process := find_process(record)) is not None]
+    for _, process in live:
+        _signal_group(process, signal.SIGTERM)
+    _, survivors = psutil.wait_procs([p for _, p in live], timeout=grace)
+    for process in survivors:
+        _signal_group(process, signal.SIGKILL)
+    _, unkillable = psutil.wait_procs(survivors, timeout=5)
+    if unkillable:
+        pids = ", ".join(str(p.pid) for p in unkillable)
+        raise RuntimeError(f"processes {pids} survived SIGKILL")
+    killed_pids = {p.pid for p in survivors}
+    return [StopOutcome(record, record.pid in killed_pids) for record, _ in live]
+
+
+def wait_for_exit_or(handle: subprocess.Popen[bytes], seconds: float) -> int | None:
+    """Wait up to `seconds` for a spawned daemon to exit; its exit code, or None if it runs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        code = handle.poll()
+        if code is not None:
+            return code
+        time.sleep(0.05)
+    return handle.poll()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log, for error messages."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+    return "\n".join(text.splitlines()[-lines:])

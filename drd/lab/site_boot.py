@@ -1,0 +1,191 @@
+"""Bring up one lab site: files, monitor, OSD, mgr and an rbd pool with mirroring enabled."""
+
+import errno
+import os
+import secrets
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import rbd
+
+from drd.ceph.cluster import CephError, cluster_health, connect, mon_command
+from drd.ceph.rbd_mirror_setup import enable_image_mode
+from drd.lab import processes
+from drd.lab.ceph_conf import (
+    CEPH_SECRET_BYTES,
+    OSD_ID,
+    SiteLayout,
+    mon_entity,
+    new_ceph_key,
+    render_ceph_conf,
+    render_keyring,
+    site_entities,
+)
+from drd.lab.daemon_commands import (
+    daemon_command,
+    mon_mkfs_command,
+    monmap_command,
+    osd_mkfs_command,
+)
+from drd.lab.description import DaemonRole, ProcessRecord, SiteRecord
+from drd.lab.errors import LabError
+from drd.lab.topology import MON_PORT, SiteSpec
+
+# A daemon that dies this soon after spawning failed to start; show its log.
+EARLY_EXIT_SECONDS = 0.3
+SETTLE_TIMEOUT = 90.0
+COMMAND_TIMEOUT = 60.0
+
+RecordProcess = Callable[[SiteRecord, ProcessRecord], None]
+
+
+def check_address_free(site: SiteSpec) -> None:
+    """Fail with the address named if something already listens where the mon must."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((site.address, MON_PORT))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise LabError(
+                f"site {site.name}: address {site.address}:{MON_PORT} is already in use",
+                hint="another lab or Ceph monitor listens there; stop it, or give this lab "
+                     "another address block with --block",
+            ) from error
+        raise LabError(f"site {site.name}: cannot bind {site.address}:{MON_PORT}: {error}") \
+            from error
+    finally:
+        probe.close()
+
+
+def write_site_files(site: SiteSpec, layout: SiteLayout, memstore_bytes: int) -> SiteRecord:
+    """Write ceph.conf and one 0600 keyring per entity, with fresh keys."""
+    for directory in layout.directories():
+        directory.mkdir(parents=True, exist_ok=True)
+    fsid = str(uuid.uuid4())
+    layout.conf.write_text(render_ceph_conf(site, fsid, layout, memstore_bytes))
+    now = datetime.now(UTC)
+    entities = [mon_entity(), *site_entities(site)]
+    keys = {e.name: new_ceph_key(secrets.token_bytes(CEPH_SECRET_BYTES), now) for e in entities}
+    _write_secret(_seed_keyring(layout), render_keyring([(e, keys[e.name]) for e in entities]))
+    keyrings = {}
+    for entity in site_entities(site):
+        path = layout.keyring(entity.name)
+        _write_secret(path, render_keyring([(entity, keys[entity.name])]))
+        keyrings[entity.name] = path
+    return SiteRecord(
+        name=site.name, kind=site.kind, address=site.address, mon_addr=site.mon_addr,
+        fsid=fsid, root=layout.root, conf=layout.conf,
+        admin_keyring=layout.keyring("client.admin"), keyrings=keyrings,
+    )
+
+
+def _seed_keyring(layout: SiteLayout) -> Path:
+    return layout.root / "mon-seed.keyring"
+
+
+def _write_secret(path: Path, text: str) -> None:
+    # Created 0600 from the start: a key must never be readable, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def run_tool(argv: list[str], what: str) -> None:
+    """Run a one-shot Ceph tool; on failure raise with its own words."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+                                check=False)
+    except subprocess.TimeoutExpired as error:
+        raise LabError(f"{what}: `{argv[0]}` did not finish in {COMMAND_TIMEOUT:.0f} s") \
+            from error
+    if result.returncode != 0:
+        raise LabError(f"{what}: `{' '.join(argv[:3])} ...` exited {result.returncode}",
+                       log_tail="\n".join((result.stderr or result.stdout).splitlines()[-20:]))
+
+
+def start_role(site: SiteSpec, record: SiteRecord, role: DaemonRole,
+               on_started: RecordProcess) -> processes.Started:
+    """Start one daemon of a site and record it; raise with its log if it dies at once."""
+    layout = SiteLayout(record.root)
+    command = daemon_command(role, site, record.conf)
+    started = processes.start_daemon(
+        role, command.entity, command.argv, env=command.env,
+        log=layout.log(command.entity), console=layout.log_dir / f"{command.entity}.console",
+    )
+    on_started(record, started.record)
+    code = processes.wait_for_exit_or(started.handle, EARLY_EXIT_SECONDS)
+    if code is not None:
+        raise daemon_failed(site.name, started.record, f"exited with code {code}")
+    return started
+
+
+def daemon_failed(site_name: str, record: ProcessRecord, how: str) -> LabError:
+    log = record.log if record.log.exists() and record.log.stat().st_size else record.console
+    return LabError(
+        f"site {site_name}: {record.entity} {how}",
+        hint=f"full log: {log}", log_tail=processes.tail(log),
+    )
+
+
+def boot_site(site: SiteSpec, layout: SiteLayout, memstore_bytes: int,
+              on_started: RecordProcess) -> SiteRecord:
+    """From an empty directory to a settled single-OSD cluster with a mirrored rbd pool."""
+    check_address_free(site)
+    record = write_site_files(site, layout, memstore_bytes)
+    monmap = layout.root / "monmap"
+    run_tool(monmap_command(site, record.fsid, monmap), f"site {site.name}: monmaptool")
+    layout.data_dir("mon", site.name).mkdir(parents=True, exist_ok=True)
+    run_tool(mon_mkfs_command(site, layout.conf, monmap, _seed_keyring(layout)),
+             f"site {site.name}: monitor mkfs")
+    started = [start_role(site, record, DaemonRole.MON, on_started)]
+    try:
+        with connect(layout.conf, timeout=30) as cluster:
+            osd_uuid = str(uuid.uuid4())
+            mon_command(cluster, "osd new", uuid=osd_uuid, id=OSD_ID)
+            layout.data_dir("osd", str(OSD_ID)).mkdir(parents=True, exist_ok=True)
+            run_tool(osd_mkfs_command(layout.conf, osd_uuid), f"site {site.name}: OSD mkfs")
+            layout.data_dir("mgr", site.name).mkdir(parents=True, exist_ok=True)
+            for role in (DaemonRole.OSD, DaemonRole.MGR):
+                started.append(start_role(site, record, role, on_started))
+            create_rbd_pool(cluster, record.rbd_pool)
+            enable_image_mode(cluster, record.rbd_pool, site.name)
+            wait_settled(site.name, cluster, [d.record for d in started])
+    except CephError as error:
+        raise LabError(f"site {site.name}: {error}",
+                       hint=f"daemon logs are in {layout.log_dir}") from error
+    return record
+
+
+def create_rbd_pool(cluster: Any, pool: str) -> None:
+    """Create and initialise an RBD pool, unless it already exists."""
+    if not cluster.pool_exists(pool):
+        mon_command(cluster, "osd pool create", pool=pool, pg_num=8)
+    mon_command(cluster, "osd pool application enable", pool=pool, app="rbd")
+    with cluster.open_ioctx(pool) as ioctx:
+        try:
+            rbd.RBD().pool_init(ioctx, False)
+        except rbd.Error as error:
+            raise CephError(f"rbd pool init {pool}: {error}") from error
+
+
+def wait_settled(site_name: str, cluster: Any, daemons: list[ProcessRecord],
+                 timeout: float = SETTLE_TIMEOUT, hint: str = "") -> None:
+    """Poll until HEALTH_OK with every PG active+clean; fail early if a daemon dies."""
+    deadline = time.monotonic() + timeout
+    reason = "not asked yet"
+    while time.monotonic() < deadline:
+        for daemon in daemons:
+            if not processes.is_running(daemon):
+                raise daemon_failed(site_name, daemon, "exited")
+        settled, reason = cluster_health(cluster).settled()
+        if settled:
+            return
+        time.sleep(0.25)
+    raise LabError(f"site {site_name}: not healthy after {timeout:.0f} s: {reason}",
+                   hint=hint or f"daemon logs are in {daemons[0].log.parent}")
