@@ -80,30 +80,26 @@ def peer_credentials(cluster: Any, pool: str) -> PeerCredentials:
                            mon_host=fields["mon_host"], key=fields["key"])
 
 
-def add_peer(cluster: Any, pool: str, remote_site: str, remote: PeerCredentials) -> bool:
-    """Register `remote_site` as an rx-tx peer of `pool`; False if it already is one."""
+_DIRECTION_CODES = {name: code for code, name in _DIRECTIONS.items()}
+
+
+def add_peer(cluster: Any, pool: str, remote_site: str, remote: PeerCredentials,
+             direction: str) -> bool:
+    """Register `remote_site` as a peer of `pool` (rx-only or rx-tx); False if it is one.
+
+    Pacific's `peer bootstrap import` refuses a second peer on a pool ("multiple
+    peers are not currently supported"), so drd mints the remote's peer user with
+    `bootstrap create` there and registers it here with `peer add`.
+    """
     if any(p.site_name == remote_site for p in list_peers(cluster, pool)):
         return False
     api = rbd.RBD()
     try:
         with cluster.open_ioctx(pool) as ioctx:
             peer_uuid = api.mirror_peer_add(ioctx, remote_site, f"client.{remote.client_id}",
-                                            rbd.RBD_MIRROR_PEER_DIRECTION_RX_TX)
+                                            _DIRECTION_CODES[direction])
             api.mirror_peer_set_attributes(ioctx, peer_uuid,
                                            {"mon_host": remote.mon_host, "key": remote.key})
     except (rbd.Error, rados.Error) as error:
         raise CephError(f"adding mirror peer {remote_site} on pool {pool}: {error}") from error
     return True
-
-
-def peer_two_way(one: Any, one_site: str, other: Any, other_site: str, pool: str) -> bool:
-    """Peer `pool` rx-tx in both directions; False if nothing had to change.
-
-    Pacific's `peer bootstrap import` refuses a second peer on a pool ("multiple
-    peers are not currently supported"), yet production must peer with both the
-    same-city and the remote site. So drd mints each side's peer user with
-    `bootstrap create` and registers it on the other side with `peer add`.
-    """
-    added_on_one = add_peer(one, pool, other_site, peer_credentials(other, pool))
-    added_on_other = add_peer(other, pool, one_site, peer_credentials(one, pool))
-    return added_on_one or added_on_other

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drd.lab.topology import SiteKind
+from drd.lab.topology import PeerDirection, SiteKind
 
 DESCRIPTION_VERSION = 1
 
@@ -78,6 +78,14 @@ class SiteRecord(_Model):
         self.processes = [p for p in self.processes if p.role is not record.role] + [record]
 
 
+class MirrorPeerRecord(_Model):
+    """`site` pulls from (and, for rx-tx, can push to) `peer` on the rbd pool."""
+
+    site: str
+    peer: str
+    direction: PeerDirection
+
+
 class LabDescription(_Model):
     version: int = DESCRIPTION_VERSION
     dir: Path
@@ -85,9 +93,7 @@ class LabDescription(_Model):
     phase: Phase
     created_at: datetime
     sites: dict[str, SiteRecord]
-    mirror_peers: list[tuple[str, str]] = Field(
-        default_factory=list, description="pairs of site names peered two-way"
-    )
+    mirror_peers: list[MirrorPeerRecord] = Field(default_factory=list)
 
     def all_processes(self) -> list[tuple[SiteRecord, ProcessRecord]]:
         return [(site, proc) for site in self.sites.values() for proc in site.processes]

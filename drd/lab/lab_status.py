@@ -49,7 +49,8 @@ class LabStatus(BaseModel):
 
 
 def site_status(site: SiteRecord) -> SiteStatus:
-    daemons = [DaemonStatus(role=p.role.value, entity=p.entity, pid=p.pid, running=processes.is_running(p))
+    daemons = [DaemonStatus(role=p.role.value, entity=p.entity, pid=p.pid,
+                            running=processes.is_running(p))
                for p in site.processes]
     health, detail, services, peers = "unreachable", "", {}, []
     try:

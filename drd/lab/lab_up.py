@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drd.ceph.cluster import CephError, cluster_health, connect
-from drd.ceph.rbd_mirror_setup import peer_two_way
+from drd.ceph.rbd_mirror_setup import add_peer, peer_credentials
 from drd.lab import processes
 from drd.lab.ceph_conf import DEFAULT_MEMSTORE_BYTES, SiteLayout
 from drd.lab.daemon_commands import REQUIRED_BINARIES
@@ -21,6 +21,7 @@ from drd.lab.description import (
     START_ORDER,
     DaemonRole,
     LabDescription,
+    MirrorPeerRecord,
     Phase,
     ProcessRecord,
     SiteRecord,
@@ -29,7 +30,7 @@ from drd.lab.errors import LabError
 from drd.lab.lab_down import stop_lab_processes
 from drd.lab.lab_store import load_description, save_description
 from drd.lab.site_boot import boot_site, daemon_failed, start_role, wait_settled
-from drd.lab.topology import SiteSpec, peering_pairs, plan_sites
+from drd.lab.topology import SiteSpec, mirror_links, plan_sites
 
 SETUP_HINT = "run `bash scripts/setup` as root to install Ceph and restic"
 MIRROR_REGISTER_TIMEOUT = 60.0
@@ -112,21 +113,21 @@ def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
 
 
 def _peer_sites(description: LabDescription, sites: list[SiteSpec], report: Report) -> None:
-    for hub, other in peering_pairs(sites):
-        hub_record, other_record = description.sites[hub.name], description.sites[other.name]
+    for link in mirror_links(sites):
+        local, remote = description.sites[link.site.name], description.sites[link.peer.name]
         try:
-            with connect(hub_record.conf) as hub_cluster, \
-                    connect(other_record.conf) as other_cluster:
-                created = peer_two_way(hub_cluster, hub.name, other_cluster, other.name,
-                                            hub_record.rbd_pool)
+            with connect(local.conf) as local_cluster, connect(remote.conf) as remote_cluster:
+                credentials = peer_credentials(remote_cluster, remote.rbd_pool)
+                added = add_peer(local_cluster, local.rbd_pool, remote.name, credentials,
+                                 link.direction.value)
         except CephError as error:
-            raise LabError(f"mirror peering {hub.name}<->{other.name}: {error}") from error
-        pair = (hub.name, other.name)
-        if pair not in description.mirror_peers:
-            description.mirror_peers.append(pair)
-        if created:
-            report(f"mirroring peers {hub.name}<->{other.name} peered on pool "
-                   f"{hub_record.rbd_pool}")
+            raise LabError(f"mirror peering {local.name}->{remote.name}: {error}") from error
+        peer = MirrorPeerRecord(site=local.name, peer=remote.name, direction=link.direction)
+        if peer not in description.mirror_peers:
+            description.mirror_peers.append(peer)
+        if added:
+            report(f"site {local.name}: mirroring peer {remote.name} ({link.direction.value}) "
+                   f"on pool {local.rbd_pool}")
 
 
 def _wait_mirror_daemons(description: LabDescription, sites: list[SiteSpec]) -> None:

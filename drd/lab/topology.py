@@ -73,15 +73,39 @@ def plan_sites(names: list[str], block: int = DEFAULT_BLOCK) -> list[SiteSpec]:
     return specs
 
 
-def peering_pairs(sites: list[SiteSpec]) -> list[tuple[SiteSpec, SiteSpec]]:
-    """Mirroring peers: production pairs two-way with every other site (a<->b, a<->c).
+class PeerDirection(StrEnum):
+    RX_ONLY = "rx-only"
+    RX_TX = "rx-tx"
 
+
+@dataclass(frozen=True)
+class MirrorLink:
+    """`site` registers `peer` as an RBD mirroring peer in `direction`."""
+
+    site: SiteSpec
+    peer: SiteSpec
+    direction: PeerDirection
+
+
+def mirror_links(sites: list[SiteSpec]) -> list[MirrorLink]:
+    """The mirroring peers to register: production fans out to every other site.
+
+    Pacific's rbd-mirror pulls a pool from one peer only ("multiple RX peers are not
+    currently supported"), so production has a single two-way partner, the same-city
+    site, and replication between them reverses after a failover. Every other site
+    pulls from production alone (rx-only); its rbd-mirror then registers itself on
+    production as a tx-only peer, which is what snapshot mode needs to ship to it.
     Without production in the lab, the first site listed plays the hub.
     """
     if len(sites) < 2:
         return []
     hub = next((s for s in sites if s.kind is SiteKind.PRODUCTION), sites[0])
-    return [(hub, other) for other in sites if other != hub]
+    others = [s for s in sites if s != hub]
+    partner = next((s for s in others if s.kind is SiteKind.SAME_CITY), others[0])
+    links = [MirrorLink(hub, partner, PeerDirection.RX_TX),
+             MirrorLink(partner, hub, PeerDirection.RX_TX)]
+    links += [MirrorLink(s, hub, PeerDirection.RX_ONLY) for s in others if s != partner]
+    return links
 
 
 def default_lab_dir(block: int) -> Path:

@@ -1,0 +1,48 @@
+"""A session-scoped lab of real Ceph clusters, booted once through the `drd` CLI.
+
+Set DRD_TEST_LAB_DIR to reuse a lab that is already up (it is then left running);
+otherwise a fresh lab is booted on address block DRD_TEST_LAB_BLOCK (default 77,
+so a test run never collides with the demo's lab on block 0) and torn down after.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drd.lab.description import LabDescription
+from drd.lab.lab_store import load_description
+from drd.lab.processes import is_running
+
+DRD = str(Path(sys.executable).with_name("drd"))
+TEST_BLOCK = os.environ.get("DRD_TEST_LAB_BLOCK", "77")
+
+
+def run_drd(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DRD, *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
+    reuse = os.environ.get("DRD_TEST_LAB_DIR")
+    if reuse:
+        description = load_description(Path(reuse))
+        assert description is not None, f"DRD_TEST_LAB_DIR={reuse} holds no lab"
+        yield description
+        return
+    lab_dir = tmp_path_factory.mktemp("lab") / "lab"
+    result = run_drd("lab", "up", "--dir", str(lab_dir), "--block", TEST_BLOCK)
+    assert result.returncode == 0, f"lab up failed:\n{result.stderr}"
+    description = load_description(lab_dir)
+    assert description is not None
+    try:
+        yield description
+    finally:
+        down = run_drd("lab", "down", "--dir", str(lab_dir))
+        survivors = [p.entity for _, p in description.all_processes() if is_running(p)]
+        assert down.returncode == 0, down.stderr
+        assert not survivors, f"lab processes survived lab down: {survivors}"

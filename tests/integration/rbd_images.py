@@ -1,0 +1,110 @@
+"""Test helpers on real RBD images: write known data, checksum it, wait for replicas."""
+
+import contextlib
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import rados
+import rbd
+
+from drd.ceph.cluster import connect
+from drd.lab.description import SiteRecord
+
+MiB = 1024 * 1024
+CHUNK = 4 * MiB
+T = TypeVar("T")
+
+JOURNAL_FEATURES = (rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
+                    | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF
+                    | rbd.RBD_FEATURE_JOURNALING)
+MODES = {"snapshot": rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT,
+         "journal": rbd.RBD_MIRROR_IMAGE_MODE_JOURNAL}
+
+
+@contextmanager
+def pool(site: SiteRecord) -> Iterator[Any]:
+    with connect(site.conf) as cluster, cluster.open_ioctx(site.rbd_pool) as ioctx:
+        yield ioctx
+
+
+def random_bytes(seed: int, size: int) -> bytes:
+    """Reproducible test data; not a secret, so a seeded PRNG is right here."""
+    return random.Random(seed).randbytes(size)  # noqa: S311
+
+
+def create_mirrored_image(site: SiteRecord, name: str, size: int, mode: str) -> None:
+    features = JOURNAL_FEATURES if mode == "journal" else None
+    with pool(site) as ioctx:
+        rbd.RBD().create(ioctx, name, size, old_format=False, features=features)
+        with rbd.Image(ioctx, name) as image:
+            image.mirror_image_enable(MODES[mode])
+
+
+def write(site: SiteRecord, name: str, offset: int, data: bytes) -> None:
+    with pool(site) as ioctx, rbd.Image(ioctx, name) as image:
+        for start in range(0, len(data), CHUNK):
+            image.write(data[start:start + CHUNK], offset + start)
+        image.flush()
+
+
+def mirror_snapshot(site: SiteRecord, name: str) -> None:
+    """Snapshot-mode mirroring ships only what a mirror snapshot captured."""
+    with pool(site) as ioctx, rbd.Image(ioctx, name) as image:
+        image.mirror_image_create_snapshot()
+
+
+def image_sha256(site: SiteRecord, name: str) -> str:
+    digest = hashlib.sha256()
+    with pool(site) as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
+        size = image.size()
+        for start in range(0, size, CHUNK):
+            digest.update(image.read(start, min(CHUNK, size - start)))
+    return digest.hexdigest()
+
+
+def is_primary(site: SiteRecord, name: str) -> bool:
+    with pool(site) as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
+        return bool(image.mirror_image_get_info()["primary"])
+
+
+def demote(site: SiteRecord, name: str) -> None:
+    with pool(site) as ioctx, rbd.Image(ioctx, name) as image:
+        image.mirror_image_demote()
+
+
+def promote(site: SiteRecord, name: str) -> None:
+    # "demotion is not propagated yet": the peer has not seen the demotion; retry.
+    def attempt() -> None:
+        with pool(site) as ioctx, rbd.Image(ioctx, name) as image:
+            image.mirror_image_promote(False)
+    retry_until(attempt, timeout=90, what=f"promote {name} on {site.name}")
+
+
+def retry_until(action: Callable[[], T], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except (rbd.Error, rados.Error) as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: still failing after {timeout} s: {error}") \
+                    from error
+            time.sleep(0.2)
+
+
+def wait_for_checksum(site: SiteRecord, name: str, expected: str, timeout: float = 120) -> float:
+    """Wait until the image on `site` hashes to `expected`; seconds it took."""
+    started = time.monotonic()
+    last = "image not there yet"
+    while time.monotonic() - started < timeout:
+        with contextlib.suppress(rbd.ImageNotFound):
+            last = image_sha256(site, name)
+        if last == expected:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"{name} on site {site.name} did not reach sha256 {expected[:12]} "
+                         f"within {timeout} s (last: {last[:12]})")
