@@ -15,7 +15,7 @@ from drd.lab.topology import DEFAULT_BLOCK, TopologyError, default_lab_dir, pars
 if TYPE_CHECKING:
     from drd.lab.lab_status import LabStatus
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 EXIT_LAB_ERROR = 1
 EXIT_UNHEALTHY = 3
 
