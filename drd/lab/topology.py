@@ -91,11 +91,12 @@ def mirror_links(sites: list[SiteSpec]) -> list[MirrorLink]:
     """The mirroring peers to register: production fans out to every other site.
 
     Pacific's rbd-mirror pulls a pool from one peer only ("multiple RX peers are not
-    currently supported"), so production has a single two-way partner, the same-city
-    site, and replication between them reverses after a failover. Every other site
-    pulls from production alone (rx-only); its rbd-mirror then registers itself on
-    production as a tx-only peer, which is what snapshot mode needs to ship to it.
-    Without production in the lab, the first site listed plays the hub.
+    currently supported"), so production has a single two-way partner: the same-city
+    site, or without one the first other site by name. Replication between the two
+    reverses after a failover. Every other site pulls from production alone (rx-only);
+    its rbd-mirror then registers itself on production as a tx-only peer, which is
+    what snapshot mode needs to ship to it. Without production in the lab, the first
+    site by name plays the hub.
     """
     if len(sites) < 2:
         return []
