@@ -48,6 +48,9 @@ RecordProcess = Callable[[SiteRecord, ProcessRecord], None]
 def check_address_free(site: SiteSpec) -> None:
     """Fail with the address named if something already listens where the mon must."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As Ceph's messenger does: connections of a lab just stopped linger in TIME_WAIT
+    # and must not count as "in use"; only a live listener does.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind((site.address, MON_PORT))
     except OSError as error:
@@ -126,10 +129,18 @@ def start_role(site: SiteSpec, record: SiteRecord, role: DaemonRole,
 
 
 def daemon_failed(site_name: str, record: ProcessRecord, how: str) -> LabError:
-    log = record.log if record.log.exists() and record.log.stat().st_size else record.console
+    """An error carrying the end of the daemon's console and log.
+
+    A daemon that dies early (no mon store, bad conf) says why on stderr, which the
+    console file holds; later failures are in Ceph's own log.
+    """
+    tails = [f"== {path}\n{processes.tail(path, lines=15)}"
+             for path in (record.console, record.log)
+             if path.exists() and path.stat().st_size]
     return LabError(
         f"site {site_name}: {record.entity} {how}",
-        hint=f"full log: {log}", log_tail=processes.tail(log),
+        hint=f"logs: {record.console} and {record.log}",
+        log_tail="\n".join(tails) or "(the daemon wrote nothing)",
     )
 
 

@@ -161,3 +161,41 @@ def test_status_without_a_lab_says_so(tmp_path: Path) -> None:
     result = run_drd("lab", "status", "--dir", str(tmp_path / "nothing"))
     assert result.returncode == 1
     assert "no lab at" in result.stderr
+
+
+def test_up_shows_the_log_of_a_daemon_that_cannot_start(lab_dir: Path) -> None:
+    assert run_drd("lab", "up", "--sites", "a", "--dir", str(lab_dir),
+                   "--block", LIFECYCLE_BLOCK).returncode == 0
+    description = load_description(lab_dir)
+    assert description is not None
+    mon = description.sites["a"].process(DaemonRole.MON)
+    assert mon is not None
+    os.kill(mon.pid, signal.SIGKILL)
+    while is_running(mon):
+        time.sleep(0.05)
+    # The monitor's store is gone: it cannot come back.
+    mon_store = lab_dir / "a" / "mon" / "ceph-a"
+    mon_store.rename(mon_store.with_name("lost"))
+
+    result = run_drd("lab", "up", "--sites", "a", "--dir", str(lab_dir),
+                     "--block", LIFECYCLE_BLOCK)
+    assert result.returncode == 1
+    assert "mon.a exited" in result.stderr
+    assert "last lines of the log" in result.stderr
+    assert "mon/ceph-a" in result.stderr, "the tail should show the monitor's own complaint"
+
+
+def test_down_kills_a_daemon_that_ignores_sigterm(lab_dir: Path) -> None:
+    assert run_drd("lab", "up", "--sites", "a", "--dir", str(lab_dir),
+                   "--block", LIFECYCLE_BLOCK).returncode == 0
+    description = load_description(lab_dir)
+    assert description is not None
+    mirror = description.sites["a"].process(DaemonRole.RBD_MIRROR)
+    assert mirror is not None
+    # A stopped process cannot act on SIGTERM: the same as rbd-mirror hanging on it.
+    os.kill(mirror.pid, signal.SIGSTOP)
+
+    down = run_drd("lab", "down", "--dir", str(lab_dir))
+    assert down.returncode == 0, down.stderr
+    assert f"client.rbd-mirror.a (pid {mirror.pid}) ignored SIGTERM; killed it" in down.stderr
+    assert not _survivors(description)
