@@ -1,0 +1,20 @@
+"""Read `/etc/drd/site.yaml` into a SiteConfig, and publish the schema editors use."""
+
+from pathlib import Path
+from typing import Any
+
+from drd.config.validation import validate
+from drd.config.yaml_document import read_yaml_file
+from drd.domain.site_config import SiteConfig
+
+
+def load_site_config(path: Path) -> SiteConfig:
+    """Read and validate a site config; raise ConfigError carrying every issue."""
+    return validate(SiteConfig, read_yaml_file(path))
+
+
+def export_site_config_schema() -> dict[str, Any]:
+    """The JSON Schema of the site config, with every field's description and example."""
+    schema = SiteConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

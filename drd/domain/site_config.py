@@ -1,0 +1,330 @@
+"""One site's drd configuration: who this site is, where its Ceph and API are, its peers.
+
+Field rules live on the fields; rules that span fields are in `cross_field_issues`, which
+runs only after every field is valid. Pure: no file is opened and no name is resolved.
+"""
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from drd.domain.site import SiteKind
+
+FieldPath = tuple[str | int, ...]
+
+SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+CEPHX_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
+_DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
+_MAX_PORT = 65535
+_MAX_PEERS = 2  # three sites: this one, its same-city partner and the remote site
+
+
+@dataclass(frozen=True)
+class RuleViolation:
+    """A broken cross-field rule: the path it is reported at, and a sentence for people."""
+
+    path: FieldPath
+    message: str
+
+
+def _site_name(value: str) -> str:
+    if not re.fullmatch(SITE_NAME_PATTERN, value):
+        raise ValueError(f"{value!r} is not a site name: use a lowercase letter followed by "
+                         f"up to 30 lowercase letters, digits or '-'")
+    return value
+
+
+def _absolute_path(value: Path) -> Path:
+    if not value.is_absolute():
+        raise ValueError(f"must be an absolute path (starting with /), got '{value}'")
+    return value
+
+
+def _token_file(value: Path) -> Path:
+    # Never echo the value: someone may have pasted the token itself here.
+    if not value.is_absolute():
+        raise ValueError("must be the absolute path of a file that holds the token, "
+                         "never the token itself")
+    return value
+
+
+def _cephx_id(value: str) -> str:
+    if value.startswith("client."):
+        raise ValueError(f"give the cephx id without the 'client.' prefix, "
+                         f"e.g. {value.removeprefix('client.')!r}")
+    if not re.fullmatch(CEPHX_ID_PATTERN, value):
+        raise ValueError(f"{value!r} is not a cephx id: use letters, digits, '_', '.' or '-'")
+    return value
+
+
+def _check_host(host: str) -> None:
+    if _DOTTED_NUMBERS.match(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not a valid IPv4 address") from None
+    elif not (len(host) <= 253 and _HOSTNAME.match(host)):
+        raise ValueError(f"host {host!r} must be an IPv4 address or a host name")
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Split `host:port`; raise ValueError with a message for people if it is not one."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not host:
+        raise ValueError(f"{value!r} must be host:port, e.g. 127.0.1.1:8470")
+    if not port.isdigit() or not 1 <= int(port) <= _MAX_PORT:
+        raise ValueError(f"port {port!r} must be a number from 1 to {_MAX_PORT}")
+    _check_host(host)
+    return host, int(port)
+
+
+def _listen_address(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// base URL, "
+                         "e.g. http://127.0.2.1:8470")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials; the token belongs in token_file")
+    if parts.query or parts.fragment:
+        raise ValueError("must be a base URL, without '?' query or '#' fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"port in {value!r} must be a number from 1 to {_MAX_PORT}"
+                         ) from None
+    if port == 0:
+        raise ValueError(f"port in {value!r} must be a number from 1 to {_MAX_PORT}")
+    _check_host(parts.hostname or "")
+    return value
+
+
+SiteName = Annotated[str, AfterValidator(_site_name),
+                     Field(json_schema_extra={"pattern": SITE_NAME_PATTERN})]
+AbsolutePath = Annotated[Path, AfterValidator(_absolute_path)]
+TokenFile = Annotated[Path, AfterValidator(_token_file)]
+CephxId = Annotated[str, AfterValidator(_cephx_id),
+                    Field(json_schema_extra={"pattern": CEPHX_ID_PATTERN})]
+ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteIdentity(_Section):
+    """Who this site is."""
+
+    name: SiteName = Field(description="Short name of this site, unique among the three "
+                                        "sites.", examples=["a"])
+    kind: SiteKind = Field(description="Fixed role of this data centre: production, "
+                                       "same-city or remote.", examples=["production"])
+
+
+class CephSettings(_Section):
+    """How drd reaches this site's Ceph cluster."""
+
+    conf: AbsolutePath = Field(description="ceph.conf of this site's cluster.",
+                               examples=["/etc/ceph/ceph.conf"])
+    client: CephxId = Field(description="cephx id drd authenticates as, without 'client.'.",
+                            examples=["admin"])
+
+
+class ApiSettings(_Section):
+    """This site's drd API."""
+
+    listen: ListenAddress = Field(
+        description="host:port the API listens on; host is an IPv4 address or a host name, "
+                    "port 1-65535.", examples=["127.0.1.1:8470"])
+    tokens_file: AbsolutePath = Field(
+        description="File of the tokens that operators and peers present to this API.",
+        examples=["/etc/drd/tokens.yaml"])
+
+    @property
+    def listen_host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return split_host_port(self.listen)[1]
+
+
+class PathSettings(_Section):
+    """Where drd keeps state and reads policies and runbooks."""
+
+    state_dir: AbsolutePath = Field(description="drd's state: SQLite store, journal, locks.",
+                                    examples=["/var/lib/drd"])
+    policies_dir: AbsolutePath = Field(description="Directory of tenant policy YAML files.",
+                                       examples=["/etc/drd/policies"])
+    runbooks_dir: AbsolutePath = Field(description="Directory of runbook YAML files.",
+                                       examples=["/etc/drd/runbooks"])
+
+
+class PeerConfig(_Section):
+    """Another site this drd talks to."""
+
+    name: SiteName = Field(description="The peer site's name (its site.name).",
+                           examples=["b"])
+    kind: SiteKind = Field(description="The peer site's fixed role.", examples=["same-city"])
+    url: BaseUrl = Field(description="Base URL of the peer's drd API, http or https.",
+                         examples=["http://127.0.2.1:8470"])
+    token_file: TokenFile = Field(
+        description="File holding the token this site presents when calling the peer; "
+                    "a path, never the token itself.", examples=["/etc/drd/peer-token"])
+    ceph_conf: AbsolutePath | None = Field(
+        default=None, description="ceph.conf for reaching the peer's cluster from here; "
+                                  "omit if this site never talks to it directly.",
+        examples=["/etc/ceph/b.conf"])
+
+
+class HeartbeatSettings(_Section):
+    """How often peers are probed and when one counts as lost."""
+
+    interval_seconds: float = Field(
+        default=2.0, gt=0, le=60, strict=True,
+        description="Seconds between heartbeats to each peer; > 0 and <= 60. Default 2.0.",
+        examples=[2.0])
+    timeout_seconds: float = Field(
+        default=1.5, gt=0, strict=True,
+        description="Seconds one heartbeat may take; > 0 and less than interval_seconds. "
+                    "Default 1.5.", examples=[1.5])
+    lost_after_missed: int = Field(
+        default=3, ge=1, strict=True,
+        description="Consecutive missed heartbeats after which a peer is lost; >= 1. "
+                    "Default 3.", examples=[3])
+
+
+class LogSettings(_Section):
+    """Logging."""
+
+    level: LogLevel = Field(default=LogLevel.INFO,
+                            description="Lowest level logged: debug, info, warning or error. "
+                                        "Default info.", examples=["info"])
+
+
+class SiteConfig(_Section):
+    """The whole configuration of one site's drd (`/etc/drd/site.yaml`)."""
+
+    site: SiteIdentity = Field(description="This site's name and kind.")
+    ceph: CephSettings = Field(description="This site's Ceph cluster.")
+    api: ApiSettings = Field(description="Where this site's drd API listens.")
+    paths: PathSettings = Field(description="Directories drd uses.")
+    peers: tuple[PeerConfig, ...] = Field(
+        default=(), max_length=_MAX_PEERS,
+        description="The other sites, at most two; empty for a single-site deployment.")
+    heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings,
+                                         description="Peer heartbeats; optional.")
+    log: LogSettings = Field(default_factory=LogSettings, description="Logging; optional.")
+
+    def peer(self, name: str) -> PeerConfig:
+        """The peer called `name`; KeyError naming the known peers if there is none."""
+        for peer in self.peers:
+            if peer.name == name:
+                return peer
+        known = ", ".join(peer.name for peer in self.peers) or "none"
+        raise KeyError(f"no peer named {name!r} (peers: {known})")
+
+    def cross_field_issues(self, valid_sections: frozenset[str] | None = None
+                           ) -> list[RuleViolation]:
+        """Every broken rule that spans fields, each at the path to report it on.
+
+        Only rules whose sections are all in `valid_sections` (default: all) run, so a
+        config with invalid fields still gets the rules over its valid parts checked.
+        """
+        valid = frozenset(type(self).model_fields) if valid_sections is None else valid_sections
+        rules: tuple[tuple[frozenset[str], Callable[[], Iterator[RuleViolation]]], ...] = (
+            (frozenset({"peers"}), self._unique_peer_rules),
+            (frozenset({"site", "peers"}), self._own_name_rules),
+            (frozenset({"site", "peers"}), self._kind_rules),
+            (frozenset({"api", "peers"}), self._url_rules),
+            (frozenset({"heartbeat"}), self._heartbeat_rules),
+        )
+        return [violation for reads, rule in rules if reads <= valid
+                for violation in rule()]
+
+    def _unique_peer_rules(self) -> Iterator[RuleViolation]:
+        first_index: dict[str, int] = {}
+        for index, peer in enumerate(self.peers):
+            if peer.name in first_index:
+                yield RuleViolation(("peers", index, "name"),
+                                    f"peer {peer.name!r} is already defined at "
+                                    f"peers[{first_index[peer.name]}]")
+            else:
+                first_index[peer.name] = index
+
+    def _own_name_rules(self) -> Iterator[RuleViolation]:
+        for index, peer in enumerate(self.peers):
+            if peer.name == self.site.name:
+                yield RuleViolation(("peers", index, "name"),
+                                    f"peer {peer.name!r} has this site's own name "
+                                    f"(site.name); a peer must be another site")
+
+    def _kind_rules(self) -> Iterator[RuleViolation]:
+        sites: list[tuple[FieldPath, str, SiteKind]] = [
+            (("site", "kind"), self.site.name, self.site.kind),
+            *((("peers", i, "kind"), peer.name, peer.kind) for i, peer in enumerate(self.peers)),
+        ]
+        holder_of: dict[SiteKind, str] = {}
+        for path, name, kind in sites:
+            holder = holder_of.setdefault(kind, name)
+            if holder == name:
+                continue
+            if kind is SiteKind.PRODUCTION:
+                yield RuleViolation(path, f"site {holder!r} is already the production site; "
+                                          f"there can be only one")
+            elif len(sites) == 1 + _MAX_PEERS:
+                yield RuleViolation(path, f"site {holder!r} is already {kind.value}; three "
+                                          f"sites need one production, one same-city and "
+                                          f"one remote site")
+
+    def _url_rules(self) -> Iterator[RuleViolation]:
+        own = (self.api.listen_host, self.api.listen_port)
+        first_index: dict[str, int] = {}
+        for index, peer in enumerate(self.peers):
+            path = ("peers", index, "url")
+            parts = urlsplit(peer.url)
+            default_port = 443 if parts.scheme == "https" else 80
+            if (parts.hostname, parts.port or default_port) == own:
+                yield RuleViolation(path, f"points at this site's own API (api.listen "
+                                          f"{self.api.listen}); a peer must be another site")
+            normalized = peer.url.rstrip("/")
+            if normalized in first_index:
+                yield RuleViolation(path, f"same url as peers[{first_index[normalized]}]; "
+                                          f"each peer is a different site")
+            else:
+                first_index[normalized] = index
+
+    def _heartbeat_rules(self) -> Iterator[RuleViolation]:
+        beat = self.heartbeat
+        if beat.timeout_seconds < beat.interval_seconds:
+            return
+        timeout = _shown(beat, "timeout_seconds", beat.timeout_seconds)
+        interval = _shown(beat, "interval_seconds", beat.interval_seconds)
+        yield RuleViolation(("heartbeat", "timeout_seconds"),
+                            f"timeout_seconds ({timeout}) must be less than "
+                            f"interval_seconds ({interval})")
+
+
+def _shown(section: BaseModel, name: str, value: object) -> str:
+    return f"{value}" if name in section.model_fields_set else f"{value}, the default"
