@@ -1,0 +1,94 @@
+"""What the state store hands back: frozen records with aware UTC datetimes.
+
+The database keeps every time as INTEGER microseconds since the Unix epoch (UTC); the two
+functions here are the only place that converts, so no string or naive time gets in or out.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class RunState(StrEnum):
+    """Where a run or job is; everything but RUNNING is final."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class AuditResult(StrEnum):
+    """How an operator action ended: done, refused by policy or auth, or tried and failed."""
+
+    OK = "ok"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One drill, failover, backup or other top-level operation."""
+
+    id: int
+    kind: str
+    subject: str
+    started_at: datetime
+    finished_at: datetime | None
+    state: RunState
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One unit of work, either on its own or as part of a run."""
+
+    id: int
+    run_id: int | None
+    name: str
+    started_at: datetime
+    finished_at: datetime | None
+    state: RunState
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One operator action: who did what to what, when, and how it ended."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    target: str
+    result: AuditResult
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRecord:
+    """Which site is primary for a protection group, as of which epoch."""
+
+    protection_group: str
+    epoch: int
+    primary_site: str
+    updated_at: datetime
+    updated_by: str
+
+
+def to_microseconds(moment: datetime) -> int:
+    """Microseconds since the Unix epoch; a naive datetime is refused, its zone being a guess."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"time {moment.isoformat()} has no timezone; pass an aware datetime")
+    return (moment - _UNIX_EPOCH) // _ONE_MICROSECOND
+
+
+def from_microseconds(microseconds: int) -> datetime:
+    """The aware UTC datetime for a stored time."""
+    return _UNIX_EPOCH + timedelta(microseconds=microseconds)

@@ -1,0 +1,82 @@
+"""Turning the state database's rows into records, and record fields into column values."""
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from drd.state.records import (
+    AuditRecord,
+    AuditResult,
+    EpochRecord,
+    JobRecord,
+    RunRecord,
+    RunState,
+    from_microseconds,
+)
+
+
+def encode_detail(detail: Mapping[str, Any] | None) -> str:
+    """The JSON text stored for a record's detail; refuses what would not read back the same."""
+    try:
+        return json.dumps(dict(detail or {}), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"detail must be JSON-serialisable: {error}") from error
+
+
+def decode_detail(text: str) -> Mapping[str, Any]:
+    # Read-only view, so that a frozen record is not quietly edited through its detail.
+    return MappingProxyType(json.loads(text))
+
+
+def _optional_time(microseconds: int | None) -> datetime | None:
+    return None if microseconds is None else from_microseconds(microseconds)
+
+
+def run_from_row(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        kind=row["kind"],
+        subject=row["subject"],
+        started_at=from_microseconds(row["started_at_us"]),
+        finished_at=_optional_time(row["finished_at_us"]),
+        state=RunState(row["state"]),
+        detail=decode_detail(row["detail"]),
+    )
+
+
+def job_from_row(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        run_id=row["run_id"],
+        name=row["name"],
+        started_at=from_microseconds(row["started_at_us"]),
+        finished_at=_optional_time(row["finished_at_us"]),
+        state=RunState(row["state"]),
+        detail=decode_detail(row["detail"]),
+    )
+
+
+def audit_from_row(row: sqlite3.Row) -> AuditRecord:
+    return AuditRecord(
+        id=row["id"],
+        at=from_microseconds(row["at_us"]),
+        actor=row["actor"],
+        role=row["role"],
+        action=row["action"],
+        target=row["target"],
+        result=AuditResult(row["result"]),
+        detail=decode_detail(row["detail"]),
+    )
+
+
+def epoch_from_row(row: sqlite3.Row) -> EpochRecord:
+    return EpochRecord(
+        protection_group=row["protection_group"],
+        epoch=row["epoch"],
+        primary_site=row["primary_site"],
+        updated_at=from_microseconds(row["updated_at_us"]),
+        updated_by=row["updated_by"],
+    )

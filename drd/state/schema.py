@@ -1,0 +1,147 @@
+"""The state database's schema as ordered migrations, tracked in `PRAGMA user_version`.
+
+Migration N (1-based) takes the schema from version N-1 to N. A migration is never edited once
+released: sites in the field have run it. Change the schema by appending a migration.
+"""
+
+import sqlite3
+from collections.abc import Sequence
+
+# Marks the file as drd's state database ("DRDS"), so that opening some other SQLite file by
+# mistake is refused instead of being migrated into a state database.
+APPLICATION_ID = 0x44524453
+
+_CREATE_CORE_TABLES = """
+PRAGMA application_id = 1146242131;  -- APPLICATION_ID, "DRDS"
+
+-- The site this database belongs to. A daemon configured as another site must not adopt it:
+-- its epochs and audit trail describe this site only.
+CREATE TABLE meta (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    site_name TEXT NOT NULL CHECK (site_name <> '')
+) STRICT;
+CREATE TRIGGER meta_is_permanent_on_update BEFORE UPDATE ON meta
+BEGIN SELECT RAISE(ABORT, 'the site a state database belongs to never changes'); END;
+CREATE TRIGGER meta_is_permanent_on_delete BEFORE DELETE ON meta
+BEGIN SELECT RAISE(ABORT, 'the site a state database belongs to never changes'); END;
+
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind <> ''),
+    subject TEXT NOT NULL,
+    started_at_us INTEGER NOT NULL,
+    finished_at_us INTEGER,
+    state TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
+    detail TEXT NOT NULL CHECK (json_valid(detail) AND json_type(detail) = 'object'),
+    CHECK ((state = 'running') = (finished_at_us IS NULL))
+) STRICT;
+CREATE INDEX runs_by_kind ON runs (kind, id);
+CREATE INDEX runs_by_subject ON runs (subject, id);
+
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs (id),
+    name TEXT NOT NULL CHECK (name <> ''),
+    started_at_us INTEGER NOT NULL,
+    finished_at_us INTEGER,
+    state TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
+    detail TEXT NOT NULL CHECK (json_valid(detail) AND json_type(detail) = 'object'),
+    CHECK ((state = 'running') = (finished_at_us IS NULL))
+) STRICT;
+CREATE INDEX jobs_by_run ON jobs (run_id, id);
+
+-- Append-only: an audit trail that can be edited proves nothing (等保 level 3).
+-- AUTOINCREMENT so that an id is never reused, even for the last row.
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_us INTEGER NOT NULL,
+    actor TEXT NOT NULL CHECK (actor <> ''),
+    role TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action <> ''),
+    target TEXT NOT NULL,
+    result TEXT NOT NULL CHECK (result IN ('ok', 'refused', 'failed')),
+    detail TEXT NOT NULL CHECK (json_valid(detail) AND json_type(detail) = 'object')
+) STRICT;
+CREATE INDEX audit_by_time ON audit (at_us);
+CREATE TRIGGER audit_is_append_only_on_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_is_append_only_on_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- Which site is primary for each protection group. An epoch only ever rises and a row is
+-- never deleted: forgetting or lowering an epoch could let two sites both act as primary.
+-- The triggers hold that even against a bug in the code above them.
+CREATE TABLE epochs (
+    protection_group TEXT PRIMARY KEY CHECK (protection_group <> ''),
+    epoch INTEGER NOT NULL CHECK (epoch >= 1),
+    primary_site TEXT NOT NULL CHECK (primary_site <> ''),
+    updated_at_us INTEGER NOT NULL,
+    updated_by TEXT NOT NULL CHECK (updated_by <> '')
+) STRICT;
+CREATE TRIGGER epochs_only_rise BEFORE UPDATE ON epochs
+WHEN NEW.epoch <= OLD.epoch OR NEW.protection_group IS NOT OLD.protection_group
+BEGIN SELECT RAISE(ABORT, 'an epoch may only rise'); END;
+CREATE TRIGGER epochs_are_never_deleted BEFORE DELETE ON epochs
+BEGIN SELECT RAISE(ABORT, 'epochs are never deleted'); END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_CREATE_CORE_TABLES,)
+
+
+def latest_version(migrations: Sequence[str] | None = None) -> int:
+    """The schema version this code writes."""
+    return len(MIGRATIONS if migrations is None else migrations)
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    """The version recorded in the database header."""
+    version: int = connection.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a script, split where SQLite itself says a statement is complete.
+
+    `executescript` would commit any open transaction first, so migrations run statement by
+    statement inside their own transaction instead; triggers keep their inner semicolons.
+    """
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"migration ends in an incomplete statement: {pending.strip()[:80]!r}")
+    return statements
+
+
+def apply_migrations(
+    connection: sqlite3.Connection, migrations: Sequence[str] | None = None
+) -> int:
+    """Bring the schema up to date, one transaction per migration; return the final version.
+
+    The connection must be in autocommit mode (isolation_level=None). The version is read
+    again inside each IMMEDIATE transaction, so two processes opening the same old database
+    at once apply each migration exactly once.
+    """
+    scripts = MIGRATIONS if migrations is None else migrations
+    while True:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = schema_version(connection)
+            if version >= len(scripts):
+                connection.execute("COMMIT")
+                return version
+            for statement in split_statements(scripts[version]):
+                connection.execute(statement)
+            # Inside the same transaction: a crash leaves either the old schema and version, or
+            # the new schema and version, never one without the other.
+            connection.execute(f"PRAGMA user_version = {version + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
