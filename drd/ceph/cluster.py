@@ -21,6 +21,14 @@ def connect(conf: Path, client: str = "admin", timeout: float = 10.0) -> Iterato
 
     Without these timeouts a call to a cluster whose mon is gone blocks forever.
     """
+    cluster = _connected(conf, client, timeout)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def _connected(conf: Path, client: str, timeout: float) -> Any:
     seconds = str(max(1, int(timeout)))
     cluster = rados.Rados(conffile=str(conf), rados_id=client, conf={
         "rados_mon_op_timeout": seconds,
@@ -32,10 +40,7 @@ def connect(conf: Path, client: str = "admin", timeout: float = 10.0) -> Iterato
     except rados.Error as error:
         cluster.shutdown()
         raise CephError(f"cannot reach the cluster of {conf}: {error}") from error
-    try:
-        yield cluster
-    finally:
-        cluster.shutdown()
+    return cluster
 
 
 def mon_command(cluster: Any, prefix: str, inbuf: bytes = b"", **args: Any) -> Any:
@@ -52,3 +57,36 @@ def mon_command(cluster: Any, prefix: str, inbuf: bytes = b"", **args: Any) -> A
 
 def cluster_health(cluster: Any) -> ClusterHealth:
     return parse_status(mon_command(cluster, "status"))
+
+
+class ClusterHandle:
+    """A long-lived librados handle that reconnects after any failure.
+
+    Connecting costs a mon round trip and auth; a daemon asks every few seconds, so
+    it keeps one handle and rebuilds it only when a call failed (for example after
+    this client was blocklisted, as Ceph's rbd_support does).
+    """
+
+    def __init__(self, conf: Path, client: str, timeout: float) -> None:
+        self._conf = conf
+        self._client = client
+        self._timeout = timeout
+        self._cluster: Any = None
+
+    def health(self) -> ClusterHealth:
+        """Blocking: run it in a worker thread."""
+        if self._cluster is None:
+            self._cluster = self._connect()
+        try:
+            return cluster_health(self._cluster)
+        except CephError:
+            self.close()
+            raise
+
+    def _connect(self) -> Any:
+        return _connected(self._conf, self._client, self._timeout)
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            cluster.shutdown()

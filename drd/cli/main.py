@@ -1,9 +1,15 @@
 """Entry point of the `drd` command."""
 
+import sys
+
 import click
 
 from drd import __version__
+from drd.cli.api_client import CliFailure
+from drd.cli.config_cmd import config
+from drd.cli.daemon_cmds import daemon, state, token
 from drd.cli.lab import lab
+from drd.cli.site_cmds import sites, status
 
 
 @click.group()
@@ -12,12 +18,16 @@ def cli() -> None:
     """drd: disaster recovery for three-site Ceph clouds."""
 
 
-cli.add_command(lab)
+for command in (status, sites, daemon, state, token, config, lab):
+    cli.add_command(command)
 
 
 def main() -> None:
     try:
         cli()
+    except CliFailure as failure:
+        click.echo(f"drd: {failure.message}", err=True)
+        sys.exit(failure.code)
     except ImportError as error:
         if error.name not in ("rados", "rbd"):
             raise

@@ -1,11 +1,14 @@
 """The command line of every lab daemon. Pure, so tests can assert on it exactly."""
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from drd.lab.ceph_conf import OSD_ID, rbd_mirror_entity
 from drd.lab.description import DaemonRole
 from drd.lab.topology import SiteSpec
+
+DRD_DIR = "drd"  # a site's drd config, tokens and state live in <site root>/drd
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,13 @@ def daemon_command(role: DaemonRole, site: SiteSpec, conf: Path) -> DaemonComman
     if role is DaemonRole.MGR:
         return DaemonCommand(role, f"mgr.{site.name}",
                              ["ceph-mgr", "-f", "-c", str(conf), "-i", site.name], {})
+    if role is DaemonRole.DRD:
+        drd_config = conf.parent / DRD_DIR / "drd.yaml"
+        # The interpreter running the lab runs the daemon too, so both are one install.
+        return DaemonCommand(role, f"drd.{site.name}",
+                             [sys.executable, "-m", "drd", "daemon", "--config", str(drd_config),
+                              "--drain-seconds", "5"],
+                             {"PYTHONUNBUFFERED": "1"})
     # rbd-mirror ignores -c; it finds its conf only through CEPH_CONF.
     entity = rbd_mirror_entity(site)
     return DaemonCommand(role, entity, ["rbd-mirror", "-f", "-n", entity],

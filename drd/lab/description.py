@@ -27,17 +27,20 @@ class DaemonRole(StrEnum):
     OSD = "osd"
     MGR = "mgr"
     RBD_MIRROR = "rbd-mirror"
+    DRD = "drd"
 
 
-# Stop order for `lab down`: rbd-mirror first, because it can hang on SIGTERM once
-# its peers are gone; monitors last, so the others can still report to them.
+# Stop order for `lab down`: drd first, so it never watches its own Ceph vanish;
+# then rbd-mirror, because it can hang on SIGTERM once its peers are gone; monitors
+# last, so the others can still report to them.
 STOP_ORDER: tuple[tuple[DaemonRole, ...], ...] = (
+    (DaemonRole.DRD,),
     (DaemonRole.RBD_MIRROR,),
     (DaemonRole.MGR, DaemonRole.OSD),
     (DaemonRole.MON,),
 )
 START_ORDER: tuple[DaemonRole, ...] = (
-    DaemonRole.MON, DaemonRole.OSD, DaemonRole.MGR, DaemonRole.RBD_MIRROR,
+    DaemonRole.MON, DaemonRole.OSD, DaemonRole.MGR, DaemonRole.RBD_MIRROR, DaemonRole.DRD,
 )
 
 
@@ -69,6 +72,8 @@ class SiteRecord(_Model):
     admin_keyring: Path
     keyrings: dict[str, Path] = Field(description="keyring file per cephx entity")
     rbd_pool: str = "rbd"
+    drd_config: Path | None = Field(default=None, description="the site config of its drd daemon")
+    api_url: str | None = Field(default=None, description="base URL of its drd daemon's API")
     processes: list[ProcessRecord] = Field(default_factory=list)
 
     def process(self, role: DaemonRole) -> ProcessRecord | None:
@@ -94,6 +99,8 @@ class LabDescription(_Model):
     created_at: datetime
     sites: dict[str, SiteRecord]
     mirror_peers: list[MirrorPeerRecord] = Field(default_factory=list)
+    operator_token_file: Path | None = Field(
+        default=None, description="0600 file with an operator token valid on every site's daemon")
 
     def all_processes(self) -> list[tuple[SiteRecord, ProcessRecord]]:
         return [(site, proc) for site in self.sites.values() for proc in site.processes]

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from drd.api.client import ApiClientError, ApiTarget, get_json
+from drd.api.schemas import SiteStatus
 from drd.ceph.cluster import CephError, cluster_health, connect
 from drd.ceph.rbd_mirror_setup import add_peer, peer_credentials
 from drd.lab import processes
@@ -26,12 +28,21 @@ from drd.lab.description import (
     ProcessRecord,
     SiteRecord,
 )
+from drd.lab.drd_files import OPERATOR_TOKEN_FILE, mint_secrets, write_drd_files, write_secret
 from drd.lab.errors import LabError
 from drd.lab.lab_down import stop_lab_processes
 from drd.lab.lab_store import load_description, save_description
-from drd.lab.site_boot import boot_site, daemon_failed, start_role, wait_settled
-from drd.lab.topology import SiteSpec, mirror_links, plan_sites
+from drd.lab.site_boot import (
+    boot_site,
+    check_address_free,
+    daemon_failed,
+    start_role,
+    wait_settled,
+)
+from drd.lab.topology import DRD_API_PORT, SiteSpec, mirror_links, plan_sites
+from drd.state.store import StateStore
 
+DAEMONS_MEET_TIMEOUT = 30.0
 SETUP_HINT = "run `bash scripts/setup` as root to install Ceph and restic"
 MIRROR_REGISTER_TIMEOUT = 60.0
 
@@ -101,6 +112,9 @@ def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
             start_role(site, description.sites[site.name], DaemonRole.RBD_MIRROR,
                        record_process)
         _wait_mirror_daemons(description, sites)
+        _start_drd_daemons(description, sites, record_process)
+        report(f"drd daemons up on port {DRD_API_PORT}; operator token in "
+               f"{description.operator_token_file}")
     except BaseException:
         # Leave nothing running; the logs stay in the lab dir for the post-mortem.
         report("lab up failed; stopping the daemons it started")
@@ -128,6 +142,50 @@ def _peer_sites(description: LabDescription, sites: list[SiteSpec], report: Repo
         if added:
             report(f"site {local.name}: mirroring peer {remote.name} ({link.direction.value}) "
                    f"on pool {local.rbd_pool}")
+
+
+def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
+                       record_process: Callable[[SiteRecord, ProcessRecord], None]) -> None:
+    """Give every site a drd daemon that trusts the others, and wait until they meet."""
+    secrets = mint_secrets(sites)
+    operator_file = description.dir / OPERATOR_TOKEN_FILE
+    write_secret(operator_file, secrets.operator + "\n")
+    description.operator_token_file = operator_file
+    for site in sites:
+        record = description.sites[site.name]
+        check_address_free(site, DRD_API_PORT)
+        layout = write_drd_files(site, record.root, record.conf,
+                                 [s for s in sites if s != site], secrets)
+        StateStore.initialise(layout.state_dir, site.name).close()
+        record.drd_config, record.api_url = layout.config, site.api_url
+        start_role(site, record, DaemonRole.DRD, record_process)
+    wait_daemons_meet(description, secrets.operator)
+
+
+def wait_daemons_meet(description: LabDescription, operator_token: str,
+                      timeout: float = DAEMONS_MEET_TIMEOUT) -> None:
+    """Wait until every site's daemon reports all its peers reachable."""
+    deadline = time.monotonic() + timeout
+    for record in description.sites.values():
+        drd = record.process(DaemonRole.DRD)
+        assert drd is not None and record.api_url is not None
+        target = ApiTarget(url=record.api_url, token=operator_token)
+        reason = "no answer yet"
+        while True:
+            if not processes.is_running(drd):
+                raise daemon_failed(record.name, drd, "exited")
+            try:
+                status = SiteStatus.model_validate(get_json(target, "/v1/status", timeout=2))
+                lost = [p.name for p in status.peers if not p.reachable]
+                if not lost:
+                    break
+                reason = f"peers not reachable yet: {', '.join(lost)}"
+            except ApiClientError as error:
+                reason = str(error)
+            if time.monotonic() > deadline:
+                raise LabError(f"site {record.name}: drd daemon not ready after "
+                               f"{timeout:.0f} s: {reason}", hint=f"see {drd.log}")
+            time.sleep(0.2)
 
 
 def _wait_mirror_daemons(description: LabDescription, sites: list[SiteSpec]) -> None:

@@ -45,22 +45,22 @@ COMMAND_TIMEOUT = 60.0
 RecordProcess = Callable[[SiteRecord, ProcessRecord], None]
 
 
-def check_address_free(site: SiteSpec) -> None:
-    """Fail with the address named if something already listens where the mon must."""
+def check_address_free(site: SiteSpec, port: int = MON_PORT) -> None:
+    """Fail with the address named if something already listens where a daemon must."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # As Ceph's messenger does: connections of a lab just stopped linger in TIME_WAIT
     # and must not count as "in use"; only a live listener does.
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        probe.bind((site.address, MON_PORT))
+        probe.bind((site.address, port))
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise LabError(
-                f"site {site.name}: address {site.address}:{MON_PORT} is already in use",
-                hint="another lab or Ceph monitor listens there; stop it, or give this lab "
+                f"site {site.name}: address {site.address}:{port} is already in use",
+                hint="another lab or daemon listens there; stop it, or give this lab "
                      "another address block with --block",
             ) from error
-        raise LabError(f"site {site.name}: cannot bind {site.address}:{MON_PORT}: {error}") \
+        raise LabError(f"site {site.name}: cannot bind {site.address}:{port}: {error}") \
             from error
     finally:
         probe.close()
@@ -117,10 +117,11 @@ def start_role(site: SiteSpec, record: SiteRecord, role: DaemonRole,
     """Start one daemon of a site and record it; raise with its log if it dies at once."""
     layout = SiteLayout(record.root)
     command = daemon_command(role, site, record.conf)
-    started = processes.start_daemon(
-        role, command.entity, command.argv, env=command.env,
-        log=layout.log(command.entity), console=layout.log_dir / f"{command.entity}.console",
-    )
+    console = layout.log_dir / f"{command.entity}.console"
+    # drd logs JSON lines to stdout, so its console is its log.
+    log = console if role is DaemonRole.DRD else layout.log(command.entity)
+    started = processes.start_daemon(role, command.entity, command.argv, env=command.env,
+                                     log=log, console=console)
     on_started(record, started.record)
     code = processes.wait_for_exit_or(started.handle, EARLY_EXIT_SECONDS)
     if code is not None:

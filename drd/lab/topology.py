@@ -22,6 +22,7 @@ KNOWN_SITES: dict[str, tuple[SiteKind, int]] = {
 }
 
 MON_PORT = 3300
+DRD_API_PORT = 8470
 DEFAULT_BLOCK = 0
 MAX_BLOCK = 255
 
@@ -39,6 +40,10 @@ class SiteSpec:
     @property
     def mon_addr(self) -> str:
         return f"v2:{self.address}:{MON_PORT}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.address}:{DRD_API_PORT}"
 
 
 def parse_sites(text: str) -> list[str]:

@@ -1,5 +1,6 @@
 """The exact command line of every lab daemon and one-shot Ceph tool."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,17 @@ def test_rbd_mirror_finds_its_conf_through_the_environment() -> None:
     assert command.env == {"CEPH_CONF": str(CONF)}
 
 
-@pytest.mark.parametrize("role", list(DaemonRole))
-def test_every_daemon_binary_is_checked_before_the_lab_boots(role: DaemonRole) -> None:
+@pytest.mark.parametrize("role", [r for r in DaemonRole if r is not DaemonRole.DRD])
+def test_every_ceph_binary_is_checked_before_the_lab_boots(role: DaemonRole) -> None:
     assert daemon_command(role, SITE_B, CONF).argv[0] in REQUIRED_BINARIES
+
+
+def test_the_drd_daemon_runs_on_the_labs_own_interpreter_with_the_site_config() -> None:
+    command = daemon_command(DaemonRole.DRD, SITE_B, CONF)
+    assert command.entity == "drd.b"
+    assert command.argv == [sys.executable, "-m", "drd", "daemon", "--config",
+                            str(CONF.parent / "drd" / "drd.yaml"), "--drain-seconds", "5"]
+    assert command.env == {"PYTHONUNBUFFERED": "1"}
 
 
 def test_monmap_command_creates_a_map_with_the_site_monitor_on_msgr2() -> None:

@@ -143,8 +143,9 @@ def test_process_of_a_role_not_started_is_none() -> None:
     assert ready_lab().sites["b"].process(DaemonRole.RBD_MIRROR) is None
 
 
-def test_lab_down_stops_rbd_mirror_first_and_monitors_last() -> None:
-    assert STOP_ORDER[0] == (DaemonRole.RBD_MIRROR,)
+def test_lab_down_stops_drd_then_rbd_mirror_and_monitors_last() -> None:
+    assert STOP_ORDER[0] == (DaemonRole.DRD,)
+    assert STOP_ORDER[1] == (DaemonRole.RBD_MIRROR,)
     assert STOP_ORDER[-1] == (DaemonRole.MON,)
 
 

@@ -1,0 +1,32 @@
+"""What the API needs from the daemon, as a Protocol, so the app is testable alone."""
+
+from datetime import datetime
+from typing import Protocol
+
+from drd.api.metrics import DaemonMetrics
+from drd.api.schemas import AuditList, HeartbeatIn, HeartbeatOut, Probe, RunList, SiteStatus
+from drd.api.tokens import TokenRegistry
+from drd.domain.access import Principal
+
+
+class DaemonContext(Protocol):
+    @property
+    def tokens(self) -> TokenRegistry: ...
+
+    @property
+    def metrics(self) -> DaemonMetrics: ...
+
+    def status(self, now: datetime) -> SiteStatus: ...
+
+    def liveness(self, now: datetime) -> Probe: ...
+
+    def readiness(self, now: datetime) -> Probe: ...
+
+    def receive_heartbeat(self, beat: HeartbeatIn, now: datetime) -> HeartbeatOut: ...
+
+    async def record_audit(self, principal: Principal | None, action: str, target: str,
+                           result: str, now: datetime) -> None: ...
+
+    async def audit_log(self, limit: int) -> AuditList: ...
+
+    async def tenant_runs(self, tenant: str, limit: int) -> RunList: ...

@@ -1,0 +1,54 @@
+"""Prometheus metrics of one daemon, in a registry of its own (never the global one)."""
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+CEPH_HEALTH_CODES = {"HEALTH_OK": 0, "HEALTH_WARN": 1, "HEALTH_ERR": 2}
+CEPH_UNREACHABLE = 3
+
+
+class DaemonMetrics:
+    """Every metric the daemon exports; created once per daemon (and per test)."""
+
+    def __init__(self, site: str, kind: str, version: str) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        info = Gauge("drd_info", "drd build and site identity", ["version", "site", "kind"],
+                     registry=self.registry)
+        info.labels(version=version, site=site, kind=kind).set(1)
+        self.api_latency = Histogram(
+            "drd_api_request_duration_seconds", "API request latency by route",
+            ["route", "method", "status"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.loop_lag = Gauge(
+            "drd_event_loop_lag_seconds", "how late the last main-loop tick woke up",
+            registry=self.registry)
+        self.peer_reachable = Gauge(
+            "drd_peer_reachable", "1 if the peer site's daemon answered recently",
+            ["peer"], registry=self.registry)
+        self.peer_last_seen = Gauge(
+            "drd_peer_last_seen_timestamp_seconds", "last proof of life from the peer",
+            ["peer"], registry=self.registry)
+        self.peer_round_trip = Gauge(
+            "drd_peer_heartbeat_round_trip_seconds", "round trip of the last heartbeat",
+            ["peer"], registry=self.registry)
+        self.ceph_health = Gauge(
+            "drd_ceph_health", "this site's Ceph health: 0 OK, 1 WARN, 2 ERR, 3 unreachable",
+            registry=self.registry)
+        self.ceph_probe_duration = Gauge(
+            "drd_ceph_probe_duration_seconds", "how long the last Ceph probe took",
+            registry=self.registry)
+        self.config_reloads = Counter(
+            "drd_config_reloads", "SIGHUP reloads by result", ["result"],
+            registry=self.registry)
+
+    def set_ceph_health(self, reachable: bool, health: str) -> None:
+        self.ceph_health.set(CEPH_HEALTH_CODES.get(health, CEPH_UNREACHABLE)
+                             if reachable else CEPH_UNREACHABLE)

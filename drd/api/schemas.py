@@ -1,0 +1,94 @@
+"""Request and response bodies of the API, as pydantic models (they feed OpenAPI too)."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drd.domain.site import SiteKind
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HeartbeatIn(_Body):
+    site: str = Field(description="name of the calling site")
+    kind: SiteKind
+    sent_at: datetime = Field(description="when the caller sent it (its clock)")
+    version: str = Field(description="the caller's drd version")
+    ceph_health: str = Field(description="the caller's view of its own Ceph health")
+
+
+class HeartbeatOut(_Body):
+    site: str
+    kind: SiteKind
+    received_at: datetime
+    version: str
+    ceph_health: str
+
+
+class CephView(_Body):
+    reachable: bool
+    health: str = Field(description="HEALTH_OK, HEALTH_WARN, HEALTH_ERR or unknown")
+    checks: dict[str, str] = Field(default_factory=dict)
+    probed_at: datetime | None = None
+    detail: str = ""
+
+
+class PeerView(_Body):
+    name: str
+    kind: SiteKind
+    url: str
+    reachable: bool
+    last_seen: datetime | None = Field(
+        default=None, description="latest proof of life in either direction")
+    last_heartbeat_received: datetime | None = None
+    last_heartbeat_answered: datetime | None = Field(
+        default=None, description="when the peer last answered our heartbeat")
+    round_trip_ms: float | None = None
+    missed: int = Field(default=0, description="heartbeat intervals since last seen")
+    last_error: str = ""
+    peer_ceph_health: str = "unknown"
+
+
+class SiteStatus(_Body):
+    site: str
+    kind: SiteKind
+    version: str
+    started_at: datetime
+    uptime_seconds: float
+    config_loaded_at: datetime
+    ceph: CephView
+    peers: list[PeerView]
+
+
+class Probe(_Body):
+    ok: bool
+    reasons: list[str] = Field(default_factory=list)
+
+
+class RunOut(_Body):
+    id: int
+    kind: str
+    subject: str
+    state: str
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class RunList(_Body):
+    runs: list[RunOut]
+
+
+class AuditOut(_Body):
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    target: str
+    result: str
+
+
+class AuditList(_Body):
+    entries: list[AuditOut]

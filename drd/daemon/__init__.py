@@ -1,0 +1,1 @@
+"""The site daemon: lifecycle, loops and their supervision."""

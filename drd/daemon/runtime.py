@@ -1,0 +1,166 @@
+"""The daemon's live state, and the DaemonContext the API reads it through.
+
+The loops write observations here (Ceph health, peer heartbeats, ticks); the API
+reads consistent snapshots. Everything runs on the event loop thread, so plain
+attribute swaps of immutable values are atomic enough; blocking work (SQLite,
+librados) goes to worker threads.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from drd import __version__
+from drd.api.metrics import DaemonMetrics
+from drd.api.schemas import (
+    AuditList,
+    AuditOut,
+    CephView,
+    HeartbeatIn,
+    HeartbeatOut,
+    PeerView,
+    Probe,
+    RunList,
+    RunOut,
+    SiteStatus,
+)
+from drd.api.tokens import TokenRegistry
+from drd.domain.access import Principal
+from drd.domain.peer_liveness import PeerObservation, judge_peer
+from drd.domain.site_config import SiteConfig
+from drd.state.records import AuditResult
+from drd.state.store import StateStore
+
+# Liveness fails when the main loop has not ticked for this many tick intervals.
+LIVENESS_TICKS = 5
+# Readiness wants a Ceph probe younger than this many probe intervals.
+READINESS_PROBES = 3
+
+
+@dataclass
+class LoadedConfig:
+    """A config together with the secrets it points at, swapped as one on reload."""
+
+    config: SiteConfig
+    tokens: TokenRegistry
+    peer_tokens: dict[str, str] = field(repr=False)  # peer name -> token we present
+    loaded_at: datetime
+
+
+class SiteRuntime:
+    """Implements drd.api.context.DaemonContext."""
+
+    def __init__(self, *, loaded: LoadedConfig, store: StateStore, metrics: DaemonMetrics,
+                 started_at: datetime, tick_seconds: float, probe_seconds: float) -> None:
+        self.loaded = loaded
+        self.store = store
+        self._metrics = metrics
+        self.started_at = started_at
+        self.tick_seconds = tick_seconds
+        self.probe_seconds = probe_seconds
+        self.last_tick = time.monotonic()
+        self.ceph = CephView(reachable=False, health="unknown", detail="not probed yet")
+        self.ceph_probed_monotonic: float | None = None
+        self.peers: dict[str, PeerObservation] = {p.name: PeerObservation()
+                                                  for p in loaded.config.peers}
+
+    @property
+    def config(self) -> SiteConfig:
+        return self.loaded.config
+
+    @property
+    def tokens(self) -> TokenRegistry:
+        return self.loaded.tokens
+
+    @property
+    def metrics(self) -> DaemonMetrics:
+        return self._metrics
+
+    def swap_config(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.peers = {p.name: self.peers.get(p.name, PeerObservation())
+                      for p in loaded.config.peers}
+
+    def tick(self) -> None:
+        self.last_tick = time.monotonic()
+
+    def record_ceph(self, view: CephView) -> None:
+        self.ceph = view
+        self.ceph_probed_monotonic = time.monotonic()
+        self._metrics.set_ceph_health(view.reachable, view.health)
+
+    def peer_views(self, now: datetime) -> list[PeerView]:
+        beat = self.config.heartbeat
+        views = []
+        for peer in self.config.peers:
+            observation = self.peers.get(peer.name, PeerObservation())
+            liveness = judge_peer(observation, now, beat.interval_seconds,
+                                  beat.lost_after_missed)
+            views.append(PeerView(
+                name=peer.name, kind=peer.kind, url=str(peer.url),
+                reachable=liveness.reachable, last_seen=observation.last_seen,
+                last_heartbeat_received=observation.last_heartbeat_received,
+                last_heartbeat_answered=observation.last_heartbeat_answered,
+                round_trip_ms=observation.round_trip_ms, missed=liveness.missed,
+                last_error=observation.last_error,
+                peer_ceph_health=observation.peer_ceph_health))
+            self._metrics.peer_reachable.labels(peer=peer.name).set(int(liveness.reachable))
+            if observation.last_seen is not None:
+                self._metrics.peer_last_seen.labels(peer=peer.name).set(
+                    observation.last_seen.timestamp())
+        return views
+
+    # --- DaemonContext -------------------------------------------------------------
+
+    def status(self, now: datetime) -> SiteStatus:
+        return SiteStatus(
+            site=self.config.site.name, kind=self.config.site.kind, version=__version__,
+            started_at=self.started_at,
+            uptime_seconds=round((now - self.started_at).total_seconds(), 3),
+            config_loaded_at=self.loaded.loaded_at, ceph=self.ceph,
+            peers=self.peer_views(now))
+
+    def liveness(self, now: datetime) -> Probe:
+        silent = time.monotonic() - self.last_tick
+        if silent > LIVENESS_TICKS * self.tick_seconds:
+            return Probe(ok=False, reasons=[f"main loop has not ticked for {silent:.1f} s"])
+        return Probe(ok=True)
+
+    def readiness(self, now: datetime) -> Probe:
+        reasons = []
+        if self.ceph_probed_monotonic is None:
+            reasons.append("Ceph not probed yet")
+        elif time.monotonic() - self.ceph_probed_monotonic > READINESS_PROBES * max(
+                self.probe_seconds, 1.0):
+            reasons.append("last Ceph probe is stale")
+        if not self.ceph.reachable:
+            reasons.append(f"Ceph unreachable: {self.ceph.detail}")
+        return Probe(ok=not reasons, reasons=reasons)
+
+    def receive_heartbeat(self, beat: HeartbeatIn, now: datetime) -> HeartbeatOut:
+        if beat.site in self.peers:
+            self.peers[beat.site] = self.peers[beat.site].received(
+                now, beat.ceph_health, beat.version)
+        return HeartbeatOut(site=self.config.site.name, kind=self.config.site.kind,
+                            received_at=now, version=__version__,
+                            ceph_health=self.ceph.health)
+
+    async def record_audit(self, principal: Principal | None, action: str, target: str,
+                           result: str, now: datetime) -> None:
+        await asyncio.to_thread(
+            self.store.audit, actor=principal.name if principal else "anonymous",
+            role=principal.role if principal else "none", action=action, target=target,
+            result=AuditResult(result), now=now, detail={})
+
+    async def audit_log(self, limit: int) -> AuditList:
+        entries = await asyncio.to_thread(self.store.audit_log, limit)
+        return AuditList(entries=[
+            AuditOut(id=e.id, at=e.at, actor=e.actor, role=e.role, action=e.action,
+                     target=e.target, result=e.result) for e in entries])
+
+    async def tenant_runs(self, tenant: str, limit: int) -> RunList:
+        runs = await asyncio.to_thread(self.store.list_runs, limit, subject=tenant)
+        return RunList(runs=[
+            RunOut(id=r.id, kind=r.kind, subject=r.subject, state=r.state,
+                   started_at=r.started_at, finished_at=r.finished_at) for r in runs])

@@ -1,0 +1,107 @@
+"""Each lab site's drd daemon: its site config, tokens and state dir.
+
+The YAML is rendered by a pure function; `write_drd_files` writes it with the
+secrets, each file 0600. Every site's tokens file accepts the lab's operator token
+and the peer token of each other site, so the three daemons can call each other.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drd.api.tokens import TokenEntry, hash_token, new_token, write_tokens
+from drd.lab.daemon_commands import DRD_DIR
+from drd.lab.topology import DRD_API_PORT, SiteSpec
+
+OPERATOR_TOKEN_FILE = "operator.token"  # noqa: S105  (a file name, not a token)
+
+
+@dataclass(frozen=True)
+class DrdLayout:
+    root: Path  # <site root>/drd
+
+    @property
+    def config(self) -> Path:
+        return self.root / "drd.yaml"
+
+    @property
+    def tokens(self) -> Path:
+        return self.root / "tokens.yaml"
+
+    @property
+    def peer_token(self) -> Path:
+        return self.root / "peer.token"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def policies_dir(self) -> Path:
+        return self.root / "policies"
+
+    @property
+    def runbooks_dir(self) -> Path:
+        return self.root / "runbooks"
+
+
+def drd_layout(site_root: Path) -> DrdLayout:
+    return DrdLayout(site_root / DRD_DIR)
+
+
+def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
+                      peers: list[SiteSpec]) -> dict[str, Any]:
+    """The site config of `site`'s daemon, as the dict its YAML holds."""
+    return {
+        "site": {"name": site.name, "kind": site.kind.value},
+        "ceph": {"conf": str(ceph_conf), "client": "admin"},
+        "api": {"listen": f"{site.address}:{DRD_API_PORT}",
+                "tokens_file": str(layout.tokens)},
+        "paths": {"state_dir": str(layout.state_dir),
+                  "policies_dir": str(layout.policies_dir),
+                  "runbooks_dir": str(layout.runbooks_dir)},
+        "peers": [{"name": peer.name, "kind": peer.kind.value, "url": peer.api_url,
+                   "token_file": str(layout.peer_token)} for peer in peers],
+        "heartbeat": {"interval_seconds": 1.0, "timeout_seconds": 0.8,
+                      "lost_after_missed": 3},
+        "log": {"level": "info"},
+    }
+
+
+@dataclass(frozen=True)
+class LabSecrets:
+    """Tokens minted for one lab: the operator's, and each site's peer token."""
+
+    operator: str = field(repr=False)
+    peers: dict[str, str] = field(repr=False)
+
+
+def mint_secrets(sites: list[SiteSpec]) -> LabSecrets:
+    return LabSecrets(operator=new_token(), peers={s.name: new_token() for s in sites})
+
+
+def write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path,
+                    peers: list[SiteSpec], secrets: LabSecrets) -> DrdLayout:
+    """Write the site config, its tokens file and its peer token; return where."""
+    layout = drd_layout(site_root)
+    for directory in (layout.root, layout.state_dir, layout.policies_dir,
+                      layout.runbooks_dir):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = render_drd_config(site, ceph_conf, layout, peers)
+    layout.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    entries = [TokenEntry(name="lab-operator", role="operator",
+                          sha256=hash_token(secrets.operator))]
+    entries += [TokenEntry(name=f"site-{peer.name}", role="peer",
+                           sha256=hash_token(secrets.peers[peer.name])) for peer in peers]
+    write_tokens(layout.tokens, entries)
+    write_secret(layout.peer_token, secrets.peers[site.name] + "\n")
+    return layout

@@ -1,0 +1,193 @@
+"""The HTTP API in front of a fake daemon (the DaemonContext Protocol is the boundary):
+auth on every route, one error shape, audit of refusals, metrics and OpenAPI."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application, Request
+from pytest_aiohttp import AiohttpClient
+
+from drd.api.app import create_app
+from drd.api.metrics import DaemonMetrics
+from drd.api.schemas import (
+    AuditList,
+    CephView,
+    HeartbeatIn,
+    HeartbeatOut,
+    Probe,
+    RunList,
+    RunOut,
+    SiteStatus,
+)
+from drd.api.tokens import TokenEntry, TokenRegistry, hash_token
+from drd.domain.access import Principal
+from drd.domain.site import SiteKind
+
+Client = TestClient[Request, Application]
+TOKENS = {"operator": "drd_op", "peer": "drd_peer_b", "water": "drd_water"}
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeDaemon:
+    """Stands in for the daemon at the Protocol boundary; records what the API asked."""
+
+    audits: list[tuple[str, str, str]] = field(default_factory=list)
+    beats: list[HeartbeatIn] = field(default_factory=list)
+    tokens: TokenRegistry = field(default_factory=lambda: TokenRegistry((
+        TokenEntry(name="ops", role="operator", sha256=hash_token(TOKENS["operator"])),
+        TokenEntry(name="site-b", role="peer", sha256=hash_token(TOKENS["peer"])),
+        TokenEntry(name="water-ci", role="tenant:water", sha256=hash_token(TOKENS["water"])),
+    )))
+    metrics: DaemonMetrics = field(default_factory=lambda: DaemonMetrics("a", "production",
+                                                                           "0.1.0"))
+
+    def status(self, now: datetime) -> SiteStatus:
+        return SiteStatus(site="a", kind=SiteKind.PRODUCTION, version="0.1.0", started_at=NOW,
+                          uptime_seconds=1.0, config_loaded_at=NOW,
+                          ceph=CephView(reachable=True, health="HEALTH_OK"), peers=[])
+
+    def liveness(self, now: datetime) -> Probe:
+        return Probe(ok=True)
+
+    def readiness(self, now: datetime) -> Probe:
+        return Probe(ok=False, reasons=["Ceph not probed yet"])
+
+    def receive_heartbeat(self, beat: HeartbeatIn, now: datetime) -> HeartbeatOut:
+        self.beats.append(beat)
+        return HeartbeatOut(site="a", kind=SiteKind.PRODUCTION, received_at=now,
+                            version="0.1.0", ceph_health="HEALTH_OK")
+
+    async def record_audit(self, principal: Principal | None, action: str, target: str,
+                           result: str, now: datetime) -> None:
+        self.audits.append((principal.name if principal else "anonymous", action, result))
+
+    async def audit_log(self, limit: int) -> AuditList:
+        return AuditList(entries=[])
+
+    async def tenant_runs(self, tenant: str, limit: int) -> RunList:
+        return RunList(runs=[RunOut(id=1, kind="backup", subject=tenant, state="succeeded",
+                                    started_at=NOW, finished_at=NOW)])
+
+
+def bearer(who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[who]}"}
+
+
+@pytest.fixture
+async def daemon_and_client(aiohttp_client: AiohttpClient) -> tuple[FakeDaemon, Client]:
+    daemon = FakeDaemon()
+    return daemon, await aiohttp_client(create_app(daemon))
+
+
+async def test_a_request_without_a_token_is_refused_in_the_common_error_shape(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    daemon, client = daemon_and_client
+    response = await client.get("/v1/status")
+    assert response.status == 401
+    assert await response.json() == {"error": {
+        "code": "unauthenticated", "message": "a valid bearer token is required",
+        "details": {}}}
+    assert daemon.audits == [("anonymous", "GET /v1/status", "refused")]
+
+    wrong = await client.get("/v1/status", headers={"Authorization": "Bearer drd_nope"})
+    assert wrong.status == 401
+
+
+async def test_a_tenant_token_is_refused_on_another_tenant_and_on_operator_routes(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    daemon, client = daemon_and_client
+    own = await client.get("/v1/tenants/water/runs", headers=bearer("water"))
+    assert own.status == 200
+    assert (await own.json())["runs"][0]["subject"] == "water"
+
+    other = await client.get("/v1/tenants/transport/runs", headers=bearer("water"))
+    assert other.status == 403
+    assert (await other.json())["error"]["message"] == \
+        "water-ci may act only for tenant water"
+    for path in ("/v1/status", "/v1/audit"):
+        refused = await client.get(path, headers=bearer("water"))
+        assert refused.status == 403, path
+    assert ("water-ci", "GET /v1/tenants/{tenant}/runs", "refused") in daemon.audits
+
+
+async def test_operators_and_peers_read_status(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    _, client = daemon_and_client
+    for who in ("operator", "peer"):
+        response = await client.get("/v1/status", headers=bearer(who))
+        assert response.status == 200
+        assert SiteStatus.model_validate(await response.json()).site == "a"
+    audit = await client.get("/v1/audit", headers=bearer("peer"))
+    assert audit.status == 403
+
+
+async def test_a_heartbeat_with_a_bad_body_lists_every_problem_and_changes_nothing(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    daemon, client = daemon_and_client
+    response = await client.post("/v1/peers/heartbeat", headers=bearer("peer"),
+                                 json={"site": "b", "kind": "moon", "extra": 1})
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["code"] == "invalid_body"
+    fields = {problem["field"] for problem in error["details"]["problems"]}
+    assert fields == {"kind", "sent_at", "version", "ceph_health", "extra"}
+    assert daemon.beats == []
+
+
+async def test_a_peer_token_cannot_speak_for_another_site(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    daemon, client = daemon_and_client
+    beat = {"site": "c", "kind": "remote", "sent_at": NOW.isoformat(), "version": "0.1.0",
+            "ceph_health": "HEALTH_OK"}
+    spoofed = await client.post("/v1/peers/heartbeat", headers=bearer("peer"), json=beat)
+    assert spoofed.status == 403
+    honest = await client.post("/v1/peers/heartbeat", headers=bearer("peer"),
+                               json=beat | {"site": "b", "kind": "same-city"})
+    assert honest.status == 200
+    assert [b.site for b in daemon.beats] == ["b"]
+
+
+async def test_probes_and_metrics_are_open_and_everything_else_is_not(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    _, client = daemon_and_client
+    assert (await client.get("/healthz")).status == 200
+    not_ready = await client.get("/readyz")
+    assert not_ready.status == 503
+    assert (await not_ready.json())["reasons"] == ["Ceph not probed yet"]
+    await client.get("/v1/status", headers=bearer("operator"))
+    metrics = await (await client.get("/metrics")).text()
+    assert 'drd_api_request_duration_seconds_count{method="GET",route="/v1/status",' \
+           'status="200"} 1.0' in metrics
+    assert "process_resident_memory_bytes" in metrics
+    assert (await client.get("/v1/openapi.json")).status == 401
+
+
+async def test_unknown_routes_answer_in_the_common_error_shape(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    _, client = daemon_and_client
+    response = await client.get("/v1/nothing-here", headers=bearer("operator"))
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+    wrong_method = await client.delete("/v1/status", headers=bearer("operator"))
+    assert wrong_method.status == 405
+    assert (await wrong_method.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_the_openapi_document_covers_every_route_with_its_access_rule(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    _, client = daemon_and_client
+    document = await (await client.get("/v1/openapi.json", headers=bearer("operator"))).json()
+    assert document["openapi"] == "3.1.0"
+    operations = {(path, method): op for path, ops in document["paths"].items()
+                  for method, op in ops.items()}
+    assert operations[("/v1/status", "get")]["x-drd-access"] == "site"
+    assert operations[("/healthz", "get")].get("security") is None
+    heartbeat = operations[("/v1/peers/heartbeat", "post")]
+    assert heartbeat["requestBody"]["content"]["application/json"]["schema"]["$ref"] == \
+        "#/components/schemas/HeartbeatIn"
+    assert "HeartbeatIn" in document["components"]["schemas"]
+    assert operations[("/v1/tenants/{tenant}/runs", "get")]["parameters"][0]["name"] == \
+        "tenant"
