@@ -6,7 +6,6 @@ nothing for a slow password hash to protect against, and checks stay fast.
 
 import hashlib
 import hmac
-import os
 import secrets
 import stat
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from drd.domain.access import Principal, parse_role
+from drd.private_files import write_private
 
 TOKEN_PREFIX = "drd_"  # noqa: S105  (a marker that makes leaked tokens greppable)
 
@@ -102,20 +102,9 @@ def add_token(path: Path, name: str, role: str) -> str:
 
 
 def write_tokens(path: Path, entries: list[TokenEntry]) -> None:
-    """Replace the tokens file atomically, created 0600 from the first byte.
-
-    The replacement keeps the old file's owner: root issues tokens, but the daemon's
-    own user (drd) must still be able to read the file afterwards.
-    """
+    """Replace the tokens file atomically, 0600, keeping its owner (the daemon's user)."""
     document = {"tokens": [entry.model_dump() for entry in entries]}
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        yaml.safe_dump(document, handle, sort_keys=False)
-        if path.exists():
-            owner = path.stat()
-            os.fchown(handle.fileno(), owner.st_uid, owner.st_gid)
-    temporary.replace(path)
+    write_private(path, yaml.safe_dump(document, sort_keys=False), keep_owner=True)
 
 
 def read_secret_file(path: Path) -> str:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drd.lab.topology import PeerDirection, SiteKind
+from drd.domain.site import SiteKind
+from drd.lab.topology import PeerDirection
 
 DESCRIPTION_VERSION = 1
 

@@ -5,7 +5,6 @@ secrets, each file 0600. Every site's tokens file accepts the lab's operator tok
 and the peer token of each other site, so the three daemons can call each other.
 """
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import yaml
 from drd.api.tokens import TokenEntry, hash_token, new_token, write_tokens
 from drd.lab.daemon_commands import DRD_DIR
 from drd.lab.topology import DRD_API_PORT, SiteSpec
+from drd.private_files import write_private
 
 OPERATOR_TOKEN_FILE = "operator.token"  # noqa: S105  (a file name, not a token)
 
@@ -83,12 +83,6 @@ def mint_secrets(sites: list[SiteSpec]) -> LabSecrets:
     return LabSecrets(operator=new_token(), peers={s.name: new_token() for s in sites})
 
 
-def write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
 def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path,
                     peers: list[SiteSpec], secrets: LabSecrets) -> DrdLayout:
     """Write the site config, its tokens file and its peer token; return where."""
@@ -103,5 +97,5 @@ def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path,
     entries += [TokenEntry(name=f"site-{peer.name}", role="peer",
                            sha256=hash_token(secrets.peers[peer.name])) for peer in peers]
     write_tokens(layout.tokens, entries)
-    write_secret(layout.peer_token, secrets.peers[site.name] + "\n")
+    write_private(layout.peer_token, secrets.peers[site.name] + "\n")
     return layout

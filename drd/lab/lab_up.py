@@ -28,7 +28,7 @@ from drd.lab.description import (
     ProcessRecord,
     SiteRecord,
 )
-from drd.lab.drd_files import OPERATOR_TOKEN_FILE, mint_secrets, write_drd_files, write_secret
+from drd.lab.drd_files import OPERATOR_TOKEN_FILE, mint_secrets, write_drd_files
 from drd.lab.errors import LabError
 from drd.lab.lab_down import stop_lab_processes
 from drd.lab.lab_store import load_description, save_description
@@ -40,6 +40,7 @@ from drd.lab.site_boot import (
     wait_settled,
 )
 from drd.lab.topology import DRD_API_PORT, SiteSpec, mirror_links, plan_sites
+from drd.private_files import write_private
 from drd.state.store import StateStore
 
 DAEMONS_MEET_TIMEOUT = 30.0
@@ -149,7 +150,7 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
     """Give every site a drd daemon that trusts the others, and wait until they meet."""
     secrets = mint_secrets(sites)
     operator_file = description.dir / OPERATOR_TOKEN_FILE
-    write_secret(operator_file, secrets.operator + "\n")
+    write_private(operator_file, secrets.operator + "\n")
     description.operator_token_file = operator_file
     for site in sites:
         record = description.sites[site.name]

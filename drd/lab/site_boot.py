@@ -1,7 +1,6 @@
 """Bring up one lab site: files, monitor, OSD, mgr and an rbd pool with mirroring enabled."""
 
 import errno
-import os
 import secrets
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from drd.lab.daemon_commands import (
 from drd.lab.description import DaemonRole, ProcessRecord, SiteRecord
 from drd.lab.errors import LabError
 from drd.lab.topology import MON_PORT, SiteSpec
+from drd.private_files import write_private
 
 # A daemon that dies this soon after spawning failed to start; show its log.
 EARLY_EXIT_SECONDS = 0.3
@@ -75,11 +75,11 @@ def write_site_files(site: SiteSpec, layout: SiteLayout, memstore_bytes: int) ->
     now = datetime.now(UTC)
     entities = [mon_entity(), *site_entities(site)]
     keys = {e.name: new_ceph_key(secrets.token_bytes(CEPH_SECRET_BYTES), now) for e in entities}
-    _write_secret(_seed_keyring(layout), render_keyring([(e, keys[e.name]) for e in entities]))
+    write_private(_seed_keyring(layout), render_keyring([(e, keys[e.name]) for e in entities]))
     keyrings = {}
     for entity in site_entities(site):
         path = layout.keyring(entity.name)
-        _write_secret(path, render_keyring([(entity, keys[entity.name])]))
+        write_private(path, render_keyring([(entity, keys[entity.name])]))
         keyrings[entity.name] = path
     return SiteRecord(
         name=site.name, kind=site.kind, address=site.address, mon_addr=site.mon_addr,
@@ -90,13 +90,6 @@ def write_site_files(site: SiteSpec, layout: SiteLayout, memstore_bytes: int) ->
 
 def _seed_keyring(layout: SiteLayout) -> Path:
     return layout.root / "mon-seed.keyring"
-
-
-def _write_secret(path: Path, text: str) -> None:
-    # Created 0600 from the start: a key must never be readable, even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
 
 
 def run_tool(argv: list[str], what: str) -> None:

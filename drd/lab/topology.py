@@ -7,12 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-
-class SiteKind(StrEnum):
-    PRODUCTION = "production"
-    SAME_CITY = "same-city"
-    REMOTE = "remote"
-
+from drd.domain.site import SiteKind
 
 # The lab's fixed cast: site name, its kind, and its third address octet.
 KNOWN_SITES: dict[str, tuple[SiteKind, int]] = {

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from drd.domain.site import SiteKind
 from drd.lab.description import (
     START_ORDER,
     STOP_ORDER,
@@ -19,7 +20,7 @@ from drd.lab.description import (
     ProcessRecord,
     SiteRecord,
 )
-from drd.lab.topology import PeerDirection, SiteKind
+from drd.lab.topology import PeerDirection
 
 LAB = Path("/srv/lab-2")
 

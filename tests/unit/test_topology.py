@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from drd.domain.site import SiteKind
 from drd.lab.topology import (
     MAX_BLOCK,
     PeerDirection,
-    SiteKind,
     SiteSpec,
     TopologyError,
     default_lab_dir,
