@@ -1,8 +1,10 @@
 """Local commands for running a site: `drd daemon`, `drd state init`, `drd token add`."""
 
 import asyncio
+import getpass
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -57,12 +59,17 @@ def state_init(config_path: Path) -> None:
     from drd.config.site_loader import load_site_config
     from drd.config.yaml_document import ConfigError
     from drd.state.errors import StateStoreError
+    from drd.state.records import AuditResult
     from drd.state.store import StateStore
 
     try:
         config = load_site_config(config_path)
         config.paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        StateStore.initialise(config.paths.state_dir, config.site.name).close()
+        with StateStore.initialise(config.paths.state_dir, config.site.name) as store:
+            # The first line of the audit trail says who created it, and when.
+            store.audit(actor=os.environ.get("SUDO_USER") or getpass.getuser(), role="local",
+                        action="state init", target=str(config.paths.state_dir),
+                        result=AuditResult.OK, now=datetime.now(UTC))
     except (ConfigError, StateStoreError) as error:
         click.echo(f"drd state init: {error}", err=True)
         sys.exit(exit_codes.FAILURE)
