@@ -1,14 +1,16 @@
 """A librados connection to one cluster, with timeouts, and typed errors for mon commands."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import rados
 
 from drd.domain.cluster_health import ClusterHealth, parse_status
+
+T = TypeVar("T")
 
 
 class CephError(Exception):
@@ -75,10 +77,14 @@ class ClusterHandle:
 
     def health(self) -> ClusterHealth:
         """Blocking: run it in a worker thread."""
+        return self.run(cluster_health)
+
+    def run(self, call: Callable[[Any], T]) -> T:
+        """Call `call(cluster)`; after a Ceph error, the next call reconnects."""
         if self._cluster is None:
             self._cluster = self._connect()
         try:
-            return cluster_health(self._cluster)
+            return call(self._cluster)
         except CephError:
             self.close()
             raise

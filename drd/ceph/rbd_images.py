@@ -1,0 +1,161 @@
+"""RBD images and their mirroring, through librbd. Blocking: call from worker threads.
+
+Reads are batched per pool and namespace: one `list2` and one `mirror_image_info_list`
+give every image's mirroring state, instead of one open per image.
+"""
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rados
+import rbd
+
+from drd.ceph.cluster import CephError
+from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
+
+TENANT_MARK = "drd.tenant"  # image metadata: which tenant's policy enabled its mirroring
+SELECTION_MARK = "drd.selection"
+
+_MODES = {rbd.RBD_MIRROR_IMAGE_MODE_JOURNAL: MirrorMode.JOURNAL,
+          rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT: MirrorMode.SNAPSHOT}
+_MODE_CODES = {mode: code for code, mode in _MODES.items()}
+_STATES = {rbd.RBD_MIRROR_IMAGE_DISABLING: MirrorState.DISABLING,
+           rbd.RBD_MIRROR_IMAGE_ENABLED: MirrorState.ENABLED,
+           rbd.RBD_MIRROR_IMAGE_DISABLED: MirrorState.DISABLED}
+# Journaling needs exclusive-lock; both can be turned on for an existing image.
+_JOURNAL_FEATURES = (rbd.RBD_FEATURE_EXCLUSIVE_LOCK, rbd.RBD_FEATURE_JOURNALING)
+
+
+@dataclass(frozen=True)
+class MirrorSnapshot:
+    snap_id: int
+    created: datetime
+    primary: bool  # a primary snapshot here, or a non-primary copy of one
+    complete: bool
+    primary_snap_id: int | None  # for a non-primary copy: the primary's snapshot id
+    demoted: bool
+
+
+def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
+    try:
+        ioctx = cluster.open_ioctx(pool)
+    except rados.Error as error:
+        raise CephError(f"opening pool {pool}: {error}") from error
+    ioctx.set_namespace(namespace)
+    return ioctx
+
+
+def observe_pool(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
+    """Every image of `pool`/`namespace` with its mirroring state, in two round trips."""
+    api = rbd.RBD()
+    ioctx = _ioctx(cluster, pool, namespace)
+    try:
+        names = {image["id"]: image["name"] for image in api.list2(ioctx)}
+        infos = dict(api.mirror_image_info_list(ioctx))
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing images of {pool}/{namespace}: {error}") from error
+    finally:
+        ioctx.close()
+    observed = []
+    for image_id, name in names.items():
+        info = infos.get(image_id)
+        ref = ImageRef(pool, namespace, name)
+        if info is None:
+            observed.append(ObservedImage(ref, image_id, MirrorState.DISABLED, None, None, None))
+            continue
+        observed.append(ObservedImage(
+            ref, image_id, _STATES.get(info["state"], MirrorState.ENABLING),
+            _MODES.get(info["mode"]), bool(info["primary"]), None))
+    return observed
+
+
+def read_tenant_mark(cluster: Any, ref: ImageRef) -> str:
+    """The tenant whose policy made drd mirror this image, or "" if none did."""
+    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        with rbd.Image(ioctx, ref.name, read_only=True) as image:
+            return str(image.metadata_get(TENANT_MARK))
+    except KeyError:
+        return ""
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"reading the marks of {ref}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def enable_mirroring(cluster: Any, ref: ImageRef, mode: MirrorMode, tenant: str,
+                     selection: str) -> None:
+    """Mark the image as the tenant's, then enable mirroring in `mode`. Idempotent."""
+    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        with rbd.Image(ioctx, ref.name) as image:
+            image.metadata_set(TENANT_MARK, tenant)
+            image.metadata_set(SELECTION_MARK, selection)
+            if mode is MirrorMode.JOURNAL:
+                features = image.features()
+                for feature in _JOURNAL_FEATURES:
+                    if not features & feature:
+                        image.update_features(feature, True)
+            if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
+                image.mirror_image_enable(_MODE_CODES[mode])
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"enabling {mode.value} mirroring of {ref}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def disable_mirroring(cluster: Any, ref: ImageRef) -> None:
+    """Disable mirroring (peers then delete their copies) and drop drd's marks."""
+    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        with rbd.Image(ioctx, ref.name) as image:
+            if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_DISABLED:
+                image.mirror_image_disable(False)
+            for mark in (TENANT_MARK, SELECTION_MARK):
+                with contextlib.suppress(KeyError):
+                    image.metadata_remove(mark)
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"disabling mirroring of {ref}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def take_mirror_snapshot(cluster: Any, ref: ImageRef) -> int:
+    """`rbd mirror image snapshot`: what was written so far ships to every peer."""
+    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        with rbd.Image(ioctx, ref.name) as image:
+            return int(image.mirror_image_create_snapshot())
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"mirror snapshot of {ref}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def mirror_snapshots(cluster: Any, ref: ImageRef) -> list[MirrorSnapshot]:
+    """The image's mirror snapshots, oldest first, with their sync state."""
+    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        with rbd.Image(ioctx, ref.name, read_only=True) as image:
+            found = []
+            for snap in image.list_snaps():
+                if snap.get("namespace") != rbd.RBD_SNAP_NAMESPACE_TYPE_MIRROR:
+                    continue
+                info = image.snap_get_mirror_namespace(snap["id"])
+                state = info["state"]
+                primary = state in (rbd.RBD_SNAP_MIRROR_STATE_PRIMARY,
+                                    rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED)
+                created = image.get_snap_timestamp(snap["id"]).replace(tzinfo=UTC)
+                found.append(MirrorSnapshot(
+                    snap_id=int(snap["id"]), created=created, primary=primary,
+                    complete=bool(info["complete"]),
+                    primary_snap_id=None if primary else int(info["primary_snap_id"]),
+                    demoted=state in (rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED,
+                                      rbd.RBD_SNAP_MIRROR_STATE_NON_PRIMARY_DEMOTED)))
+            return found
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing mirror snapshots of {ref}: {error}") from error
+    finally:
+        ioctx.close()

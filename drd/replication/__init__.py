@@ -1,0 +1,2 @@
+"""Block replication: reconcile tenant policies into RBD mirroring, schedule mirror
+snapshots, measure RPO."""

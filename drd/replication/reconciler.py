@@ -1,0 +1,120 @@
+"""Make RBD mirroring match the tenants' policies, one idempotent pass at a time.
+
+A pass observes every pool and namespace the policies name (two round trips
+each), plans with the pure `plan_reconcile`, reads the marks of the few mirrored
+images no policy selects any more, and carries the actions out. Each Ceph call is
+retried with backoff; an action that still fails is reported and tried again next
+pass. Blocking: run a pass in a worker thread.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import structlog
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from drd.ceph import rbd_images
+from drd.ceph.cluster import CephError, ClusterHandle
+from drd.domain.replication_plan import (
+    Action,
+    ActionKind,
+    ObservedImage,
+    Protected,
+    Selection,
+    plan_reconcile,
+    primary_tenants,
+)
+
+log = structlog.get_logger()
+
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    action: Action
+    ok: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    outcomes: tuple[ActionOutcome, ...]
+    protected: tuple[Protected, ...]
+    observed: tuple[ObservedImage, ...]
+    pool_errors: tuple[str, ...]
+
+    @property
+    def failed(self) -> list[ActionOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+def _retrying() -> Retrying:
+    return Retrying(retry=retry_if_exception_type(CephError), stop=stop_after_attempt(ATTEMPTS),
+                    wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
+
+
+def _with_retries(handle: ClusterHandle, call: Callable[[Any], Any]) -> Any:
+    for attempt in _retrying():
+        with attempt:
+            return handle.run(call)
+    raise AssertionError("unreachable: tenacity reraises")
+
+
+def _observe(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
+    return rbd_images.observe_pool(cluster, pool, namespace)
+
+
+def reconcile_once(handle: ClusterHandle, selections: list[Selection],
+                   production_site: bool) -> ReconcileReport:
+    """One full pass over the pools the policies name."""
+    observed: list[ObservedImage] = []
+    pool_errors: list[str] = []
+    for pool, namespace in sorted({(s.pool, s.namespace) for s in selections}):
+        try:
+            observed += _with_retries(handle, partial(_observe, pool=pool, namespace=namespace))
+        except CephError as error:
+            # One unreadable pool must not stop the others; its images stay as they are.
+            pool_errors.append(str(error))
+            log.warning("cannot observe pool", pool=pool, namespace=namespace,
+                        error=str(error))
+    primary_for = primary_tenants(selections, observed, production_site)
+    plan = plan_reconcile(selections, observed, primary_for)
+    if plan.unknown_marks:
+        marks = {}
+        for ref in plan.unknown_marks:
+            try:
+                marks[ref] = _with_retries(handle, partial(rbd_images.read_tenant_mark, ref=ref))
+            except CephError as error:
+                log.warning("cannot read image marks", image=str(ref), error=str(error))
+        observed = [replace(i, marked_tenant=marks[i.ref]) if i.ref in marks else i
+                    for i in observed]
+        plan = plan_reconcile(selections, observed, primary_for)
+    outcomes = tuple(_carry_out(handle, action) for action in plan.actions)
+    return ReconcileReport(outcomes, plan.protected, tuple(observed), tuple(pool_errors))
+
+
+def _carry_out(handle: ClusterHandle, action: Action) -> ActionOutcome:
+    if action.kind is ActionKind.CONFLICT:
+        log.warning("image claimed twice", image=str(action.ref), reason=action.reason)
+        return ActionOutcome(action, ok=False, error=action.reason)
+    try:
+        if action.kind is ActionKind.DISABLE:
+            _with_retries(handle, lambda c: rbd_images.disable_mirroring(c, action.ref))
+        else:
+            selection = action.selection
+            assert selection is not None
+            if action.kind is ActionKind.CHANGE_MODE:
+                _with_retries(handle, lambda c: rbd_images.disable_mirroring(c, action.ref))
+            _with_retries(handle, lambda c: rbd_images.enable_mirroring(
+                c, action.ref, selection.mode, selection.tenant, selection.name))
+    except CephError as error:
+        log.error("reconcile action failed", action=action.kind.value, image=str(action.ref),
+                  error=str(error))
+        return ActionOutcome(action, ok=False, error=str(error))
+    log.info("reconciled", action=action.kind.value, image=str(action.ref),
+             tenant=action.selection.tenant if action.selection else None,
+             reason=action.reason)
+    return ActionOutcome(action, ok=True)
