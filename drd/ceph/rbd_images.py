@@ -14,6 +14,7 @@ import rbd
 
 from drd.ceph.cluster import CephError
 from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
+from drd.domain.rpo import MirrorSnapshot
 
 TENANT_MARK = "drd.tenant"  # image metadata: which tenant's policy enabled its mirroring
 SELECTION_MARK = "drd.selection"
@@ -26,16 +27,6 @@ _STATES = {rbd.RBD_MIRROR_IMAGE_DISABLING: MirrorState.DISABLING,
            rbd.RBD_MIRROR_IMAGE_DISABLED: MirrorState.DISABLED}
 # Journaling needs exclusive-lock; both can be turned on for an existing image.
 _JOURNAL_FEATURES = (rbd.RBD_FEATURE_EXCLUSIVE_LOCK, rbd.RBD_FEATURE_JOURNALING)
-
-
-@dataclass(frozen=True)
-class MirrorSnapshot:
-    snap_id: int
-    created: datetime
-    primary: bool  # a primary snapshot here, or a non-primary copy of one
-    complete: bool
-    primary_snap_id: int | None  # for a non-primary copy: the primary's snapshot id
-    demoted: bool
 
 
 def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
@@ -159,3 +150,62 @@ def mirror_snapshots(cluster: Any, ref: ImageRef) -> list[MirrorSnapshot]:
         raise CephError(f"listing mirror snapshots of {ref}: {error}") from error
     finally:
         ioctx.close()
+
+
+@dataclass(frozen=True)
+class PeerImageStatus:
+    """What one peer's rbd-mirror last reported for one image."""
+
+    site: str
+    state: str  # replaying, syncing, stopped, error, unknown, ...
+    description: str
+    up: bool
+    reported_at: datetime | None
+
+
+_STATUS_STATES = {
+    rbd.MIRROR_IMAGE_STATUS_STATE_UNKNOWN: "unknown",
+    rbd.MIRROR_IMAGE_STATUS_STATE_ERROR: "error",
+    rbd.MIRROR_IMAGE_STATUS_STATE_SYNCING: "syncing",
+    rbd.MIRROR_IMAGE_STATUS_STATE_STARTING_REPLAY: "starting_replay",
+    rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING: "replaying",
+    rbd.MIRROR_IMAGE_STATUS_STATE_STOPPING_REPLAY: "stopping_replay",
+    rbd.MIRROR_IMAGE_STATUS_STATE_STOPPED: "stopped",
+}
+
+
+def peer_statuses(cluster: Any, pool: str,
+                  namespace: str) -> dict[str, list[PeerImageStatus]]:
+    """Every mirrored image's per-peer replay status, keyed by image id: one batch call.
+
+    rbd-mirror refreshes these every few seconds, so they are for state (error,
+    split-brain, stopped) and journal lag; snapshot RPO is read from snapshots.
+    """
+    api = rbd.RBD()
+    ioctx = _ioctx(cluster, pool, namespace)
+    try:
+        sites = {peer.get("mirror_uuid", ""): peer.get("site_name", "")
+                 for peer in api.mirror_peer_list(ioctx)}
+        statuses: dict[str, list[PeerImageStatus]] = {}
+        for entry in api.mirror_image_status_list(ioctx):
+            statuses[entry["id"]] = [
+                PeerImageStatus(
+                    site=sites.get(remote.get("mirror_uuid", ""), remote.get("mirror_uuid", "")),
+                    state=_STATUS_STATES.get(remote.get("state", -1), "unknown"),
+                    description=str(remote.get("description", "")),
+                    up=bool(remote.get("up", False)),
+                    reported_at=_reported_at(remote.get("last_update")))
+                for remote in entry.get("remote_statuses", [])]
+        return statuses
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"reading mirror statuses of {pool}/{namespace}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def _reported_at(value: Any) -> datetime | None:
+    # The binding gives a naive datetime; read it as UTC, as Ceph hosts run (and the
+    # lab does). On a host in another zone this reading is off by the zone offset.
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return None
