@@ -9,6 +9,7 @@ from drd.cli.api_client import CliFailure
 from drd.cli.config_cmd import config
 from drd.cli.daemon_cmds import daemon, state, token
 from drd.cli.lab import lab
+from drd.cli.policy_cmd import policy
 from drd.cli.site_cmds import sites, status
 
 
@@ -18,7 +19,7 @@ def cli() -> None:
     """drd: disaster recovery for three-site Ceph clouds."""
 
 
-for command in (status, sites, daemon, state, token, config, lab):
+for command in (status, sites, daemon, state, token, config, lab, policy):
     cli.add_command(command)
 
 

@@ -3,11 +3,13 @@
 Field validation runs first. A model's cross-field rules run as a separate step, and their
 issues get line numbers the same way. Each rule names the top-level sections it reads, so
 when some sections are invalid the rules over the valid ones still run and every problem
-is reported in one pass. Nothing here reads files.
+is reported in one pass. Rules that need context beyond the document (a tenant policy
+checked against the site config) are passed in as `extra_rules` and run once the model is
+valid. Nothing here reads files.
 """
 
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import (
     Annotated,
@@ -28,6 +30,7 @@ from drd.config.yaml_document import ConfigError, ConfigIssue, YamlDocument, Yam
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _SHOWN_VALUE_CHARS = 40
+_KEY_TAG = "[key]"
 
 
 class RuleViolationLike(Protocol):
@@ -53,8 +56,15 @@ class HasCrossFieldRules(Protocol):
                            ) -> Sequence[RuleViolationLike]: ...
 
 
-def validate(model_class: type[ModelT], document: YamlDocument) -> ModelT:
-    """Build `model_class` from `document`, or raise ConfigError carrying every issue."""
+ExtraRule = Callable[[ModelT], Sequence[RuleViolationLike]]
+
+
+def validate(model_class: type[ModelT], document: YamlDocument,
+             extra_rules: Sequence[ExtraRule[ModelT]] = ()) -> ModelT:
+    """Build `model_class` from `document`, or raise ConfigError carrying every issue.
+
+    `extra_rules` run on the model once its fields are valid, next to its cross-field rules.
+    """
     issues = list(document.issues)
     data = document.data
     if not isinstance(data, dict):
@@ -68,6 +78,7 @@ def validate(model_class: type[ModelT], document: YamlDocument) -> ModelT:
         issues += _partial_cross_field_issues(model_class, data, document)
         raise ConfigError(issues) from error
     issues += _cross_field_issues(model, frozenset(model_class.model_fields), document)
+    issues += [_rule_issue(rule, document) for extra in extra_rules for rule in extra(model)]
     if issues:
         raise ConfigError(issues)
     return model
@@ -77,8 +88,11 @@ def _cross_field_issues(model: BaseModel, valid_sections: frozenset[str],
                         document: YamlDocument) -> list[ConfigIssue]:
     if not isinstance(model, HasCrossFieldRules):
         return []
-    return [ConfigIssue(document.file, document.line_of(rule.path), rule.path, rule.message)
-            for rule in model.cross_field_issues(valid_sections)]
+    return [_rule_issue(rule, document) for rule in model.cross_field_issues(valid_sections)]
+
+
+def _rule_issue(rule: RuleViolationLike, document: YamlDocument) -> ConfigIssue:
+    return ConfigIssue(document.file, document.line_of(rule.path), rule.path, rule.message)
 
 
 def _partial_cross_field_issues(model_class: type[BaseModel], data: dict[Any, Any],
@@ -128,6 +142,8 @@ def _document_path(data: Any, loc: tuple[str | int, ...]) -> YamlPath:
     current: Any = data
     for part in loc:
         if isinstance(current, dict):
+            if part == _KEY_TAG and part not in current:
+                break  # pydantic's tag for "the key before me is invalid"; that key is the path
             path.append(part if isinstance(part, str) else str(part))
             if part not in current:
                 break  # a missing key: the path names it, the line is its parent's

@@ -15,10 +15,10 @@ from datetime import timedelta
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
+from drd.domain.tenant_policy import ReplicationMode
 
-class MirrorMode(StrEnum):
-    JOURNAL = "journal"
-    SNAPSHOT = "snapshot"
+# One name for one idea: the mode a policy asks for is the mode Ceph mirrors in.
+MirrorMode = ReplicationMode
 
 
 class MirrorState(StrEnum):

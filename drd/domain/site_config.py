@@ -1,4 +1,5 @@
-"""One site's drd configuration: who this site is, where its Ceph and API are, its peers.
+"""One site's drd configuration: who this site is, where its Ceph and API are, its peers,
+and the tenants it serves with the pools each may protect and the platform's limits.
 
 Field rules live on the fields; rules that span fields are in `cross_field_issues`, which
 runs only after every field is valid. Pure: no file is opened and no name is resolved.
@@ -7,7 +8,6 @@ runs only after every field is valid. Pure: no file is opened and no name is res
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from drd.domain.durations import PositiveDuration
+from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site import SiteKind
-
-FieldPath = tuple[str | int, ...]
+from drd.domain.tenant_policy import NAMESPACE_PATTERN, PoolName, TenantName
 
 SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 CEPHX_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -26,14 +27,6 @@ _HOSTNAME = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
 _DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 _MAX_PORT = 65535
 _MAX_PEERS = 2  # three sites: this one, its same-city partner and the remote site
-
-
-@dataclass(frozen=True)
-class RuleViolation:
-    """A broken cross-field rule: the path it is reported at, and a sentence for people."""
-
-    path: FieldPath
-    message: str
 
 
 def _site_name(value: str) -> str:
@@ -223,6 +216,57 @@ class LogSettings(_Section):
                                         "Default info.", examples=["info"])
 
 
+EVERY_NAMESPACE = "*"
+
+
+def _granted_namespace(value: str) -> str:
+    if value != EVERY_NAMESPACE and not re.fullmatch(NAMESPACE_PATTERN, value):
+        raise ValueError(f"{value!r} is not an RBD namespace: use '*' for every namespace, "
+                         f"'' for the pool's default namespace, or a name of letters, "
+                         f"digits, '_', '.' or '-'")
+    return value
+
+
+GrantedNamespace = Annotated[str, AfterValidator(_granted_namespace),
+                             Field(json_schema_extra={"anyOf": [
+                                 {"const": EVERY_NAMESPACE}, {"pattern": NAMESPACE_PATTERN}]})]
+
+
+class PoolGrant(_Section):
+    """One pool, or one namespace of it, that a tenant's policy may select images from."""
+
+    pool: PoolName = Field(description="Ceph pool the tenant may select images from.",
+                           examples=["rbd"])
+    namespace: GrantedNamespace = Field(
+        description="RBD namespace of that pool: a name, '' for the pool's default "
+                    "namespace, or '*' for every namespace of the pool.", examples=["water"])
+
+    def allows(self, pool: str, namespace: str) -> bool:
+        """Whether this grant covers images in `pool`/`namespace`."""
+        return self.pool == pool and self.namespace in (EVERY_NAMESPACE, namespace)
+
+
+class TenantGrants(_Section):
+    """What one tenant is allowed to protect on this platform."""
+
+    grants: tuple[PoolGrant, ...] = Field(
+        default=(), description="Pools and namespaces the tenant's policy may select; "
+                                "default none.")
+
+
+class PlatformLimits(_Section):
+    """Bounds every tenant policy must stay within, set by the platform operator."""
+
+    min_snapshot_interval: PositiveDuration = Field(
+        default="1m", validate_default=True,
+        description="Shortest mirror snapshot interval a policy may ask for; shorter ones "
+                    "load the cluster with snapshots. Default 1m.", examples=["1m"])
+    min_rpo_target: PositiveDuration = Field(
+        default="1s", validate_default=True,
+        description="Shortest RPO target a policy may ask for. Default 1s.",
+        examples=["1s"])
+
+
 class SiteConfig(_Section):
     """The whole configuration of one site's drd (`/etc/drd/site.yaml`)."""
 
@@ -236,6 +280,13 @@ class SiteConfig(_Section):
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings,
                                          description="Peer heartbeats; optional.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging; optional.")
+    tenants: dict[TenantName, TenantGrants] = Field(
+        default_factory=dict,
+        description="Tenants of this platform, by name, with the pools each may protect; "
+                    "a policy of a tenant not listed here is refused. Optional.",
+        examples=[{"water": {"grants": [{"pool": "rbd", "namespace": "water"}]}}])
+    limits: PlatformLimits = Field(default_factory=PlatformLimits,
+                                   description="Platform limits on tenant policies; optional.")
 
     def peer(self, name: str) -> PeerConfig:
         """The peer called `name`; KeyError naming the known peers if there is none."""

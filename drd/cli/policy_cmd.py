@@ -1,0 +1,121 @@
+"""`drd policy check FILE` and `drd policy schema`: how a tenant tries a policy locally,
+before the daemon reads it. No daemon is needed and nothing is changed."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from drd.cli import exit_codes
+from drd.config.policy_loader import load_policy, policy_json_schema
+from drd.config.site_loader import load_site_config
+from drd.config.yaml_document import ConfigError, ConfigIssue
+from drd.domain.durations import format_duration
+from drd.domain.site_config import SiteConfig
+from drd.domain.tenant_policy import (
+    BlockSelection,
+    RemoteDestination,
+    SameCityDestination,
+    TenantPolicy,
+)
+
+DEFAULT_CONFIG = Path("/etc/drd/drd.yaml")
+
+
+@click.group()
+def policy() -> None:
+    """Tenant policies: check one, or print their JSON Schema."""
+
+
+@policy.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Site config holding the tenants, grants and limits to check against "
+                   "[default: $DRD_CONFIG, else /etc/drd/drd.yaml, when it exists].")
+def check(file: Path, config_path: Path | None) -> None:
+    """Check a tenant policy, printing every problem with its line.
+
+    Problems go to stderr as FILE:LINE: PATH: MESSAGE and the exit code is 1; a valid
+    policy prints one line per selection and exits 0. Without a site config the tenant,
+    its grants and the platform limits are not checked, and stderr says so.
+    """
+    site_config, site_issues, unchecked = _site_config(config_path)
+    try:
+        tenant_policy = load_policy(file, site_config)
+    except ConfigError as error:
+        _report([*site_issues, *error.issues], unchecked)
+        sys.exit(exit_codes.FAILURE)
+    if site_issues:
+        _report(site_issues, unchecked)
+        sys.exit(exit_codes.FAILURE)
+    for line in summary(file, tenant_policy, site_config):
+        click.echo(line)
+    if unchecked:
+        click.echo(unchecked, err=True)
+
+
+@policy.command()
+def schema() -> None:
+    """Print the JSON Schema of a tenant policy (published as policies/schema.json)."""
+    click.echo(schema_text())
+
+
+def schema_text() -> str:
+    """The schema exactly as `drd policy schema` prints it, without the final newline."""
+    return json.dumps(policy_json_schema(), indent=2, ensure_ascii=False)
+
+
+def summary(file: Path, tenant_policy: TenantPolicy, site_config: SiteConfig | None
+            ) -> list[str]:
+    """`water.yaml: ok (...)`, then one line per selection."""
+    block = tenant_policy.protection.block
+    count = (f"{len(block)} selection{'' if len(block) == 1 else 's'}" if block
+             else "nothing is protected")
+    against = (f"; within site {site_config.site.name}'s grants and limits"
+               if site_config is not None else "")
+    lines = [f"{file}: ok (tenant {tenant_policy.tenant}, {count}{against})"]
+    lines += [f"  {_selection_line(selection)}" for selection in block]
+    return lines
+
+
+def _selection_line(selection: BlockSelection) -> str:
+    destinations = [_destination(name, destination) for name, destination in
+                    (("same_city", selection.same_city), ("remote", selection.remote))
+                    if destination is not None]
+    return (f"{selection.name}: {selection.spec} [{', '.join(selection.images)}] -> "
+            f"{'; '.join(destinations)}")
+
+
+def _destination(name: str, destination: SameCityDestination | RemoteDestination) -> str:
+    every = (f" every {format_duration(destination.interval)}"
+             if destination.interval is not None else "")
+    return (f"{name} {destination.mode.value}{every}, "
+            f"rpo target {format_duration(destination.rpo_target)}")
+
+
+def _site_config(explicit: Path | None) -> tuple[SiteConfig | None, list[ConfigIssue], str]:
+    """The site config to check against, its issues if it is invalid, and a note when the
+    platform rules go unchecked."""
+    if explicit is None:
+        from_env = os.environ.get("DRD_CONFIG")
+        path = Path(from_env) if from_env else DEFAULT_CONFIG
+        if not path.exists():
+            source = f"$DRD_CONFIG ({path})" if from_env else str(path)
+            return None, [], (f"drd: tenant, grants and limits were not checked: no "
+                              f"--config given and {source} does not exist")
+    else:
+        path = explicit
+    try:
+        return load_site_config(path), [], ""
+    except ConfigError as error:
+        return None, list(error.issues), (f"drd: tenant, grants and limits were not "
+                                          f"checked: the site config {path} is invalid")
+
+
+def _report(issues: list[ConfigIssue], note: str) -> None:
+    for issue in issues:
+        click.echo(issue.render(), err=True)
+    if note:
+        click.echo(note, err=True)
