@@ -24,10 +24,11 @@ class DaemonUnreachable(ApiClientError):
 class DaemonRefused(ApiClientError):
     """The daemon answered with an error body; `status` and `code` say which."""
 
-    def __init__(self, message: str, status: int, code: str) -> None:
+    def __init__(self, message: str, status: int, code: str, details: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.details = details if details is not None else {}
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,16 @@ class ApiTarget:
     token: str = field(repr=False)
 
 
-async def request_json(target: ApiTarget, method: str, path: str,
-                       deadline: float = REQUEST_TIMEOUT) -> Any:
+async def request_json(target: ApiTarget, method: str, path: str, *,
+                       deadline: float = REQUEST_TIMEOUT, data: str | None = None,
+                       content_type: str = "application/json") -> Any:
     """Call the API; the parsed JSON body of a success, or a typed error."""
-    headers = {"Authorization": f"Bearer {target.token}"}
+    headers = {"Authorization": f"Bearer {target.token}", "Content-Type": content_type}
     try:
         async with aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=deadline)) as session, \
-                session.request(method, target.url + path, headers=headers) as response:
+                session.request(method, target.url + path, headers=headers,
+                                data=data) as response:
             body = await response.json(content_type=None)
     except (aiohttp.ClientConnectionError, TimeoutError) as error:
         raise DaemonUnreachable(
@@ -55,10 +58,17 @@ async def request_json(target: ApiTarget, method: str, path: str,
         code = str(detail.get("code", f"http_{response.status}"))
         message = str(detail.get("message", response.reason))
         raise DaemonRefused(f"the daemon at {target.url} refused: {message} "
-                            f"({response.status} {code})", response.status, code)
+                            f"({response.status} {code})", response.status, code,
+                            detail.get("details", {}))
     return body
 
 
 def get_json(target: ApiTarget, path: str, timeout: float = REQUEST_TIMEOUT) -> Any:
     """Blocking GET, for synchronous callers."""
     return asyncio.run(request_json(target, "GET", path, deadline=timeout))
+
+
+def put_text(target: ApiTarget, path: str, text: str, content_type: str) -> Any:
+    """Blocking PUT of a text body (a YAML policy), for synchronous callers."""
+    return asyncio.run(request_json(target, "PUT", path, data=text,
+                                    content_type=content_type))

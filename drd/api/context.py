@@ -4,9 +4,18 @@ from datetime import datetime
 from typing import Protocol
 
 from drd.api.metrics import DaemonMetrics
-from drd.api.schemas import AuditList, HeartbeatIn, HeartbeatOut, Probe, RunList, SiteStatus
+from drd.api.schemas import (
+    AuditList,
+    HeartbeatIn,
+    HeartbeatOut,
+    PolicyAccepted,
+    Probe,
+    RunList,
+    SiteStatus,
+)
 from drd.api.tokens import TokenRegistry
 from drd.domain.access import Principal
+from drd.replication.views import RpoReport, TenantProtection
 
 
 class DaemonContext(Protocol):
@@ -30,3 +39,9 @@ class DaemonContext(Protocol):
     async def audit_log(self, limit: int) -> AuditList: ...
 
     async def tenant_runs(self, tenant: str, limit: int) -> RunList: ...
+
+    def tenant_protection(self, tenant: str) -> TenantProtection: ...
+
+    def rpo_report(self, tenant: str | None) -> RpoReport: ...
+
+    async def put_policy(self, tenant: str, text: str) -> PolicyAccepted: ...

@@ -10,8 +10,18 @@ from drd.api.errors import ApiError, invalid_body
 from drd.api.keys import CONTEXT, PRINCIPAL, ROUTES
 from drd.api.openapi import openapi_document
 from drd.api.routes import Route
-from drd.api.schemas import AuditList, HeartbeatIn, HeartbeatOut, Probe, RunList, SiteStatus
+from drd.api.schemas import (
+    AuditList,
+    HeartbeatIn,
+    HeartbeatOut,
+    PolicyAccepted,
+    Probe,
+    RunList,
+    SiteStatus,
+)
+from drd.config.yaml_document import ConfigError, format_path
 from drd.domain.access import TENANT_NAME, Access, RoleKind
+from drd.replication.views import RpoReport, TenantProtection
 
 MAX_LIST = 1000
 
@@ -74,10 +84,46 @@ async def audit(request: web.Request) -> web.Response:
 
 
 async def tenant_runs(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    return _json(await request.app[CONTEXT].tenant_runs(tenant, _limit(request)))
+
+
+def _tenant(request: web.Request) -> str:
     tenant = request.match_info["tenant"]
     if not TENANT_NAME.match(tenant):
         raise ApiError(404, "not_found", f"no tenant {tenant!r}")
-    return _json(await request.app[CONTEXT].tenant_runs(tenant, _limit(request)))
+    return tenant
+
+
+async def tenant_protection(request: web.Request) -> web.Response:
+    return _json(request.app[CONTEXT].tenant_protection(_tenant(request)))
+
+
+async def rpo(request: web.Request) -> web.Response:
+    tenant = request.query.get("tenant")
+    if tenant is not None and not TENANT_NAME.match(tenant):
+        raise ApiError(400, "invalid_query", "tenant is not a tenant name",
+                       {"field": "tenant", "value": tenant})
+    return _json(request.app[CONTEXT].rpo_report(tenant))
+
+
+async def put_policy(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    body = await request.read()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, "invalid_body", "the policy must be UTF-8 YAML text") from error
+    try:
+        accepted = await request.app[CONTEXT].put_policy(tenant, text)
+    except ConfigError as error:
+        problems = [{"line": issue.line, "field": format_path(issue.path) if issue.path
+                     else None, "message": issue.message, "text": issue.render()}
+                    for issue in error.issues]
+        raise ApiError(400, "invalid_policy",
+                       f"the policy has {len(problems)} problem(s); nothing was changed",
+                       {"problems": problems}) from error
+    return _json(accepted)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -101,6 +147,15 @@ ALL_ROUTES = [
           "The audit log of operator actions, newest first", response_model=AuditList),
     Route("GET", "/v1/tenants/{tenant}/runs", tenant_runs, Access.TENANT,
           "A tenant's run history (backups, drills, failovers)", response_model=RunList),
+    Route("GET", "/v1/tenants/{tenant}/protection", tenant_protection, Access.TENANT,
+          "Mirroring state and measured RPO of the tenant's images",
+          response_model=TenantProtection),
+    Route("PUT", "/v1/tenants/{tenant}/policy", put_policy, Access.TENANT,
+          "Replace the tenant's policy (YAML body): validated, stored atomically, applied",
+          response_model=PolicyAccepted, content_type="application/yaml", audited=True),
+    Route("GET", "/v1/rpo", rpo, Access.SITE,
+          "Measured RPO of every protected image and destination (?tenant= to filter)",
+          response_model=RpoReport),
     Route("GET", "/v1/openapi.json", openapi, Access.SITE,
           "This API's OpenAPI document"),
 ]

@@ -45,6 +45,20 @@ class DaemonMetrics:
         self.ceph_probe_duration = Gauge(
             "drd_ceph_probe_duration_seconds", "how long the last Ceph probe took",
             registry=self.registry)
+        rpo_labels = ["tenant", "image", "destination"]
+        self.rpo = Gauge("drd_rpo_seconds", "measured RPO: age of the newest data on the peer",
+                         rpo_labels, registry=self.registry)
+        self.rpo_target = Gauge("drd_rpo_target_seconds", "the tenant's RPO target",
+                                rpo_labels, registry=self.registry)
+        self.reconcile_duration = Gauge(
+            "drd_reconcile_duration_seconds", "how long the last reconcile pass took",
+            registry=self.registry)
+        self.reconcile_actions = Counter(
+            "drd_reconcile_actions", "mirroring changes made by reconcile", ["kind", "result"],
+            registry=self.registry)
+        self.mirror_snapshots = Counter(
+            "drd_mirror_snapshots", "mirror snapshots drd took", ["result"],
+            registry=self.registry)
         self.config_reloads = Counter(
             "drd_config_reloads", "SIGHUP reloads by result", ["result"],
             registry=self.registry)

@@ -60,6 +60,17 @@ class SiteStatus(_Body):
     config_loaded_at: datetime
     ceph: CephView
     peers: list[PeerView]
+    rpo_breaches: int = Field(default=0, description="protected image destinations over 2x "
+                                                     "their RPO target")
+    rpo_warnings: int = Field(default=0, description="... over their RPO target")
+    policy_problems: list[str] = Field(default_factory=list,
+                                       description="policy files refused at the last load")
+
+
+class PolicyAccepted(_Body):
+    tenant: str
+    selections: int
+    applied: bool
 
 
 class Probe(_Body):

@@ -42,6 +42,23 @@ def enable_image_mode(cluster: Any, pool: str, site_name: str) -> None:
             raise CephError(f"enabling image mirroring on pool {pool}: {error}") from error
 
 
+def ensure_namespace(cluster: Any, pool: str, namespace: str) -> None:
+    """Create an RBD namespace if it is missing, and put it in image mirroring mode.
+
+    Pacific mirrors a namespace only when it exists, in the same mode, on every peer.
+    """
+    api = rbd.RBD()
+    try:
+        with cluster.open_ioctx(pool) as ioctx:
+            if not api.namespace_exists(ioctx, namespace):
+                api.namespace_create(ioctx, namespace)
+            ioctx.set_namespace(namespace)
+            if api.mirror_mode_get(ioctx) != rbd.RBD_MIRROR_MODE_IMAGE:
+                api.mirror_mode_set(ioctx, rbd.RBD_MIRROR_MODE_IMAGE)
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"preparing namespace {pool}/{namespace}: {error}") from error
+
+
 def list_peers(cluster: Any, pool: str) -> list[MirrorPeer]:
     try:
         with cluster.open_ioctx(pool) as ioctx:

@@ -66,5 +66,21 @@ def get_json(target: ApiTarget, path: str) -> Any:
         raise CliFailure(str(error), exit_codes.FAILURE) from error
 
 
+def put_text(target: ApiTarget, path: str, text: str, content_type: str) -> Any:
+    """PUT a text body; a refusal carrying problems prints each on its own line first."""
+    try:
+        return client.put_text(target, path, text, content_type)
+    except client.DaemonRefused as error:
+        problems = error.details.get("problems", []) if isinstance(error.details, dict) \
+            else []
+        for problem in problems:
+            print(problem.get("text") or problem.get("message"), file=sys.stderr)
+        raise CliFailure(str(error), exit_codes.FAILURE) from error
+    except client.DaemonUnreachable as error:
+        raise CliFailure(str(error), exit_codes.UNREACHABLE) from error
+    except client.ApiClientError as error:
+        raise CliFailure(str(error), exit_codes.FAILURE) from error
+
+
 def fail_unhealthy() -> None:
     sys.exit(exit_codes.UNHEALTHY)

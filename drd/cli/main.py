@@ -10,6 +10,7 @@ from drd.cli.config_cmd import config
 from drd.cli.daemon_cmds import daemon, state, token
 from drd.cli.lab import lab
 from drd.cli.policy_cmd import policy
+from drd.cli.rpo_cmd import rpo
 from drd.cli.site_cmds import sites, status
 
 
@@ -19,7 +20,7 @@ def cli() -> None:
     """drd: disaster recovery for three-site Ceph clouds."""
 
 
-for command in (status, sites, daemon, state, token, config, lab, policy):
+for command in (status, sites, rpo, daemon, state, token, config, lab, policy):
     cli.add_command(command)
 
 

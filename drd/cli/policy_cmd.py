@@ -1,5 +1,6 @@
 """`drd policy check FILE` and `drd policy schema`: how a tenant tries a policy locally,
-before the daemon reads it. No daemon is needed and nothing is changed."""
+before the daemon reads it (no daemon needed, nothing changed); and `drd policy apply
+FILE`, which hands it to the daemon through the API."""
 
 import json
 import os
@@ -9,6 +10,8 @@ from pathlib import Path
 import click
 
 from drd.cli import exit_codes
+from drd.cli.api_client import put_text, resolve_target
+from drd.cli.site_cmds import api_options
 from drd.config.policy_loader import load_policy, policy_json_schema
 from drd.config.site_loader import load_site_config
 from drd.config.yaml_document import ConfigError, ConfigIssue
@@ -26,7 +29,7 @@ DEFAULT_CONFIG = Path("/etc/drd/drd.yaml")
 
 @click.group()
 def policy() -> None:
-    """Tenant policies: check one, or print their JSON Schema."""
+    """Tenant policies: check one, apply one, or print their JSON Schema."""
 
 
 @policy.command()
@@ -119,3 +122,23 @@ def _report(issues: list[ConfigIssue], note: str) -> None:
         click.echo(issue.render(), err=True)
     if note:
         click.echo(note, err=True)
+
+
+@policy.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@api_options
+def apply(file: Path, url: str | None, config: Path | None, token_file: Path | None,
+          as_json: bool) -> None:
+    """Send a tenant policy to the daemon, which validates, stores and applies it.
+
+    The tenant is the file's name (water.yaml is tenant water). An invalid policy
+    changes nothing; every problem is printed with its line.
+    """
+    target = resolve_target(url, config, token_file)
+    accepted = put_text(target, f"/v1/tenants/{file.stem}/policy", file.read_text(),
+                        "application/yaml")
+    if as_json:
+        click.echo(json.dumps(accepted, indent=2))
+    else:
+        click.echo(f"{file}: applied as tenant {accepted['tenant']}'s policy "
+                   f"({accepted['selections']} selections)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drd.config.validation import ExtraRule, validate
-from drd.config.yaml_document import ConfigError, ConfigIssue, read_yaml_file
+from drd.config.yaml_document import ConfigError, ConfigIssue, parse_yaml, read_yaml_file
 from drd.domain.policy_limits import policy_platform_issues
 from drd.domain.rules import RuleViolation
 from drd.domain.site_config import SiteConfig
@@ -25,10 +25,45 @@ def load_policy(path: Path, site_config: SiteConfig | None = None) -> TenantPoli
     The tenant must equal the file name's stem; with `site_config`, the tenant must be
     known to it and stay within its grants and limits.
     """
+    return validate(TenantPolicy, read_yaml_file(path),
+                    extra_rules=_rules(path, site_config))
+
+
+def validate_policy_text(text: str, path: Path, site_config: SiteConfig) -> TenantPolicy:
+    """Validate a policy that arrived as text (an API body) as if it were at `path`."""
+    return validate(TenantPolicy, parse_yaml(text, str(path)),
+                    extra_rules=_rules(path, site_config))
+
+
+def _rules(path: Path, site_config: SiteConfig | None) -> list[ExtraRule[TenantPolicy]]:
     rules: list[ExtraRule[TenantPolicy]] = [lambda policy: _file_name_issues(policy, path)]
     if site_config is not None:
         rules.append(lambda policy: policy_platform_issues(policy, site_config))
-    return validate(TenantPolicy, read_yaml_file(path), extra_rules=rules)
+    return rules
+
+
+def load_policies_keeping_good(
+        directory: Path, site_config: SiteConfig,
+        running: dict[str, TenantPolicy]) -> tuple[dict[str, TenantPolicy], list[ConfigIssue]]:
+    """Every valid policy in `directory`; for a file that is now invalid, the tenant's
+    running policy stays in force. One tenant's typo never unprotects another tenant,
+    nor drops its own protection."""
+    try:
+        return load_policies(directory, site_config), []
+    except ConfigError as error:
+        issues = list(error.issues)
+    policies: dict[str, TenantPolicy] = {}
+    for file in sorted(directory.glob(f"*{POLICY_SUFFIX}")):
+        if file.name.startswith("."):
+            continue
+        try:
+            policy = load_policy(file, site_config)
+        except ConfigError:
+            if file.stem in running:
+                policies[file.stem] = running[file.stem]
+        else:
+            policies[policy.tenant] = policy
+    return policies, issues
 
 
 def load_policies(directory: Path, site_config: SiteConfig | None) -> dict[str, TenantPolicy]:

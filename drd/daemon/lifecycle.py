@@ -27,6 +27,9 @@ from drd.daemon.logging_setup import configure_logging
 from drd.daemon.runtime import LoadedConfig, SiteRuntime
 from drd.daemon.sd_notify import SystemdNotifier
 from drd.domain.access import Principal, RoleKind
+from drd.domain.site_config import SiteConfig
+from drd.replication.policies import PolicyBook
+from drd.replication.service import ReplicationService
 from drd.state.store import StateStore
 
 log = structlog.get_logger()
@@ -58,8 +61,12 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     started_at = datetime.now(UTC)
     store = await asyncio.to_thread(StateStore.open, config.paths.state_dir, config.site.name)
     metrics = DaemonMetrics(config.site.name, config.site.kind.value, __version__)
+    replication = _replication_service(config, metrics)
+    policy_book = PolicyBook(replication)
+    await policy_book.load(config)
     runtime = SiteRuntime(loaded=loaded, store=store, metrics=metrics, started_at=started_at,
-                          tick_seconds=TICK_SECONDS, probe_seconds=PROBE_SECONDS)
+                          tick_seconds=TICK_SECONDS, probe_seconds=PROBE_SECONDS,
+                          policy_book=policy_book)
     probe = CephProbe(ClusterHandle(config.ceph.conf, config.ceph.client,
                                     CEPH_DEADLINE_SECONDS), CEPH_DEADLINE_SECONDS)
     signals = _install_signal_handlers()
@@ -78,6 +85,9 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                 group.create_task(heartbeat_loop(runtime, session)),
                 group.create_task(ceph_probe_loop(runtime, probe)),
                 group.create_task(_reload_loop(runtime, options, signals, notifier)),
+                group.create_task(replication.reconcile_loop()),
+                group.create_task(replication.snapshot_loop()),
+                group.create_task(replication.rpo_loop()),
             ]
             await signals.stop.wait()
             log.info("stopping: draining in-flight requests",
@@ -88,9 +98,22 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     finally:
         await runner.cleanup()  # stops listening, waits for in-flight requests
         probe.close()
+        replication.close()
         await asyncio.to_thread(store.close)
     log.info("stopped")
     return 0
+
+
+def _replication_service(config: SiteConfig, metrics: DaemonMetrics) -> ReplicationService:
+    def local() -> ClusterHandle:
+        return ClusterHandle(config.ceph.conf, config.ceph.client, CEPH_DEADLINE_SECONDS)
+
+    peer_handles = {peer.name: ClusterHandle(peer.ceph_conf, config.ceph.client,
+                                             CEPH_DEADLINE_SECONDS)
+                    for peer in config.peers if peer.ceph_conf is not None}
+    return ReplicationService(own_kind=config.site.kind,
+                              peers={peer.name: peer.kind for peer in config.peers},
+                              local=local, peer_handles=peer_handles, metrics=metrics)
 
 
 def _install_signal_handlers() -> Signals:
@@ -158,6 +181,7 @@ async def reload_config(runtime: SiteRuntime, path: Path) -> str:
                                    datetime.now(UTC))
         return "refused"
     runtime.swap_config(loaded)
+    await runtime.policy_book.load(loaded.config)
     configure_logging(loaded.config.log.level, loaded.config.site.name)
     log.info("config reloaded", peers=[p.name for p in loaded.config.peers])
     await runtime.record_audit(SIGHUP_ACTOR, "SIGHUP reload", str(path), "ok",

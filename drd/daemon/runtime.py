@@ -20,6 +20,7 @@ from drd.api.schemas import (
     HeartbeatIn,
     HeartbeatOut,
     PeerView,
+    PolicyAccepted,
     Probe,
     RunList,
     RunOut,
@@ -29,6 +30,9 @@ from drd.api.tokens import TokenRegistry
 from drd.domain.access import Principal
 from drd.domain.peer_liveness import PeerObservation, judge_peer
 from drd.domain.site_config import SiteConfig
+from drd.replication.policies import PolicyBook
+from drd.replication.reporting import rpo_report, tenant_protection
+from drd.replication.views import RpoReport, TenantProtection
 from drd.state.records import AuditResult
 from drd.state.store import StateStore
 
@@ -52,8 +56,10 @@ class SiteRuntime:
     """Implements drd.api.context.DaemonContext."""
 
     def __init__(self, *, loaded: LoadedConfig, store: StateStore, metrics: DaemonMetrics,
-                 started_at: datetime, tick_seconds: float, probe_seconds: float) -> None:
+                 started_at: datetime, tick_seconds: float, probe_seconds: float,
+                 policy_book: PolicyBook) -> None:
         self.loaded = loaded
+        self.policy_book = policy_book
         self.store = store
         self._metrics = metrics
         self.started_at = started_at
@@ -114,12 +120,14 @@ class SiteRuntime:
     # --- DaemonContext -------------------------------------------------------------
 
     def status(self, now: datetime) -> SiteStatus:
+        rpo = rpo_report(self.policy_book.service)
         return SiteStatus(
             site=self.config.site.name, kind=self.config.site.kind, version=__version__,
             started_at=self.started_at,
             uptime_seconds=round((now - self.started_at).total_seconds(), 3),
             config_loaded_at=self.loaded.loaded_at, ceph=self.ceph,
-            peers=self.peer_views(now))
+            peers=self.peer_views(now), rpo_breaches=rpo.breaches, rpo_warnings=rpo.warnings,
+            policy_problems=[issue.render() for issue in self.policy_book.issues])
 
     def liveness(self, now: datetime) -> Probe:
         silent = time.monotonic() - self.last_tick
@@ -164,3 +172,14 @@ class SiteRuntime:
         return RunList(runs=[
             RunOut(id=r.id, kind=r.kind, subject=r.subject, state=r.state,
                    started_at=r.started_at, finished_at=r.finished_at) for r in runs])
+
+    def tenant_protection(self, tenant: str) -> TenantProtection:
+        return tenant_protection(self.policy_book.service, tenant)
+
+    def rpo_report(self, tenant: str | None) -> RpoReport:
+        return rpo_report(self.policy_book.service, tenant)
+
+    async def put_policy(self, tenant: str, text: str) -> PolicyAccepted:
+        policy = await self.policy_book.put(self.config, tenant, text)
+        return PolicyAccepted(tenant=tenant, selections=len(policy.protection.block),
+                              applied=True)

@@ -13,7 +13,7 @@ import yaml
 
 from drd.api.tokens import TokenEntry, hash_token, new_token, write_tokens
 from drd.lab.daemon_commands import DRD_DIR
-from drd.lab.topology import DRD_API_PORT, SiteSpec
+from drd.lab.topology import DRD_API_PORT, LAB_TENANTS, SiteSpec
 from drd.private_files import write_private
 
 OPERATOR_TOKEN_FILE = "operator.token"  # noqa: S105  (a file name, not a token)
@@ -53,8 +53,11 @@ def drd_layout(site_root: Path) -> DrdLayout:
 
 
 def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
-                      peers: list[SiteSpec]) -> dict[str, Any]:
-    """The site config of `site`'s daemon, as the dict its YAML holds."""
+                      peers: list[SiteSpec], peer_confs: dict[str, Path]) -> dict[str, Any]:
+    """The site config of `site`'s daemon, as the dict its YAML holds.
+
+    It names each peer's ceph.conf too: drd reads the peers' copies to measure RPO.
+    """
     return {
         "site": {"name": site.name, "kind": site.kind.value},
         "ceph": {"conf": str(ceph_conf), "client": "admin"},
@@ -64,7 +67,10 @@ def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
                   "policies_dir": str(layout.policies_dir),
                   "runbooks_dir": str(layout.runbooks_dir)},
         "peers": [{"name": peer.name, "kind": peer.kind.value, "url": peer.api_url,
-                   "token_file": str(layout.peer_token)} for peer in peers],
+                   "token_file": str(layout.peer_token),
+                   "ceph_conf": str(peer_confs[peer.name])} for peer in peers],
+        "tenants": {tenant: {"grants": [{"pool": "rbd", "namespace": tenant}]}
+                    for tenant in LAB_TENANTS},
         "heartbeat": {"interval_seconds": 1.0, "timeout_seconds": 0.8,
                       "lost_after_missed": 3},
         "log": {"level": "info"},
@@ -83,14 +89,15 @@ def mint_secrets(sites: list[SiteSpec]) -> LabSecrets:
     return LabSecrets(operator=new_token(), peers={s.name: new_token() for s in sites})
 
 
-def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path,
-                    peers: list[SiteSpec], secrets: LabSecrets) -> DrdLayout:
+def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path, *,
+                    peers: list[SiteSpec], peer_confs: dict[str, Path],
+                    secrets: LabSecrets) -> DrdLayout:
     """Write the site config, its tokens file and its peer token; return where."""
     layout = drd_layout(site_root)
     for directory in (layout.root, layout.state_dir, layout.policies_dir,
                       layout.runbooks_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    config = render_drd_config(site, ceph_conf, layout, peers)
+    config = render_drd_config(site, ceph_conf, layout, peers, peer_confs)
     layout.config.write_text(yaml.safe_dump(config, sort_keys=False))
     entries = [TokenEntry(name="lab-operator", role="operator",
                           sha256=hash_token(secrets.operator))]

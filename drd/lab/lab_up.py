@@ -155,8 +155,11 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
     for site in sites:
         record = description.sites[site.name]
         check_address_free(site, DRD_API_PORT)
-        layout = write_drd_files(site, record.root, record.conf,
-                                 [s for s in sites if s != site], secrets)
+        peers = [s for s in sites if s != site]
+        layout = write_drd_files(
+            site, record.root, record.conf, peers=peers,
+            peer_confs={p.name: description.sites[p.name].conf for p in peers},
+            secrets=secrets)
         StateStore.initialise(layout.state_dir, site.name).close()
         record.drd_config, record.api_url = layout.config, site.api_url
         start_role(site, record, DaemonRole.DRD, record_process)

@@ -14,7 +14,7 @@ from typing import Any
 import rbd
 
 from drd.ceph.cluster import CephError, cluster_health, connect, mon_command
-from drd.ceph.rbd_mirror_setup import enable_image_mode
+from drd.ceph.rbd_mirror_setup import enable_image_mode, ensure_namespace
 from drd.lab import processes
 from drd.lab.ceph_conf import (
     CEPH_SECRET_BYTES,
@@ -34,7 +34,7 @@ from drd.lab.daemon_commands import (
 )
 from drd.lab.description import DaemonRole, ProcessRecord, SiteRecord
 from drd.lab.errors import LabError
-from drd.lab.topology import MON_PORT, SiteSpec
+from drd.lab.topology import LAB_TENANTS, MON_PORT, SiteSpec
 from drd.private_files import write_private
 
 # A daemon that dies this soon after spawning failed to start; show its log.
@@ -160,6 +160,8 @@ def boot_site(site: SiteSpec, layout: SiteLayout, memstore_bytes: int,
                 started.append(start_role(site, record, role, on_started))
             create_rbd_pool(cluster, record.rbd_pool)
             enable_image_mode(cluster, record.rbd_pool, site.name)
+            for tenant in LAB_TENANTS:
+                ensure_namespace(cluster, record.rbd_pool, tenant)
             wait_settled(site.name, cluster, [d.record for d in started])
     except CephError as error:
         raise LabError(f"site {site.name}: {error}",

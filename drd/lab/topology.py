@@ -16,6 +16,9 @@ KNOWN_SITES: dict[str, tuple[SiteKind, int]] = {
     "c": (SiteKind.REMOTE, 3),
 }
 
+# The example tenants of policies/: each gets an RBD namespace of its own on every site,
+# granted to it in every site config.
+LAB_TENANTS = ("water", "transport")
 MON_PORT = 3300
 DRD_API_PORT = 8470
 DEFAULT_BLOCK = 0

@@ -16,14 +16,17 @@ from drd.api.schemas import (
     CephView,
     HeartbeatIn,
     HeartbeatOut,
+    PolicyAccepted,
     Probe,
     RunList,
     RunOut,
     SiteStatus,
 )
 from drd.api.tokens import TokenEntry, TokenRegistry, hash_token
+from drd.config.yaml_document import ConfigError, ConfigIssue
 from drd.domain.access import Principal
 from drd.domain.site import SiteKind
+from drd.replication.views import RpoReport, TenantProtection
 
 Client = TestClient[Request, Application]
 TOKENS = {"operator": "drd_op", "peer": "drd_peer_b", "water": "drd_water"}
@@ -36,6 +39,7 @@ class FakeDaemon:
 
     audits: list[tuple[str, str, str]] = field(default_factory=list)
     beats: list[HeartbeatIn] = field(default_factory=list)
+    policies: dict[str, str] = field(default_factory=dict)
     tokens: TokenRegistry = field(default_factory=lambda: TokenRegistry((
         TokenEntry(name="ops", role="operator", sha256=hash_token(TOKENS["operator"])),
         TokenEntry(name="site-b", role="peer", sha256=hash_token(TOKENS["peer"])),
@@ -70,6 +74,19 @@ class FakeDaemon:
     async def tenant_runs(self, tenant: str, limit: int) -> RunList:
         return RunList(runs=[RunOut(id=1, kind="backup", subject=tenant, state="succeeded",
                                     started_at=NOW, finished_at=NOW)])
+
+    def tenant_protection(self, tenant: str) -> TenantProtection:
+        return TenantProtection(tenant=tenant, images=[], problems=[])
+
+    def rpo_report(self, tenant: str | None) -> RpoReport:
+        return RpoReport(rows=[], breaches=0, warnings=0)
+
+    async def put_policy(self, tenant: str, text: str) -> PolicyAccepted:
+        if "broken" in text:
+            raise ConfigError([ConfigIssue(f"{tenant}.yaml", 3, ("protection",),
+                                           "broken on purpose")])
+        self.policies[tenant] = text
+        return PolicyAccepted(tenant=tenant, selections=1, applied=True)
 
 
 def bearer(who: str) -> dict[str, str]:
@@ -191,3 +208,27 @@ async def test_the_openapi_document_covers_every_route_with_its_access_rule(
     assert "HeartbeatIn" in document["components"]["schemas"]
     assert operations[("/v1/tenants/{tenant}/runs", "get")]["parameters"][0]["name"] == \
         "tenant"
+
+
+async def test_a_policy_put_is_audited_and_an_invalid_one_returns_every_problem(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    daemon, client = daemon_and_client
+    accepted = await client.put("/v1/tenants/water/policy", headers=bearer("water"),
+                                data="tenant: water\n")
+    assert accepted.status == 200
+    assert daemon.policies == {"water": "tenant: water\n"}
+    refused = await client.put("/v1/tenants/water/policy", headers=bearer("water"),
+                               data="broken")
+    assert refused.status == 400
+    error = (await refused.json())["error"]
+    assert error["code"] == "invalid_policy"
+    assert error["details"]["problems"] == [{
+        "line": 3, "field": "protection", "message": "broken on purpose",
+        "text": "water.yaml:3: protection: broken on purpose"}]
+    other = await client.put("/v1/tenants/transport/policy", headers=bearer("water"),
+                             data="tenant: transport\n")
+    assert other.status == 403
+    assert [(a, r) for _, a, r in daemon.audits] == [
+        ("PUT /v1/tenants/{tenant}/policy", "ok"),
+        ("PUT /v1/tenants/{tenant}/policy", "failed"),
+        ("PUT /v1/tenants/{tenant}/policy", "refused")]

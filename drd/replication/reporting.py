@@ -1,0 +1,78 @@
+"""Turn the replication service's state into the views the API and CLI show."""
+
+from drd.domain.protection import destination_site
+from drd.domain.rpo import RpoState
+from drd.replication.service import ReplicationService
+from drd.replication.views import (
+    DestinationView,
+    ImageView,
+    RpoReport,
+    RpoRow,
+    TenantProtection,
+)
+
+# rbd-mirror states that mean an image is not being protected right now.
+TROUBLE_STATES = ("error", "stopped", "unknown")
+
+
+def image_views(service: ReplicationService, tenant: str | None = None) -> list[ImageView]:
+    report = service.state.report
+    if report is None:
+        return []
+    views = []
+    for protected in report.protected:
+        selection = protected.selection
+        spec = service.spec_of(protected)
+        if spec is None or (tenant is not None and selection.tenant != tenant):
+            continue
+        destinations = []
+        for target in spec.targets:
+            site = destination_site(target.destination, service.own_kind, service.peers)
+            measurement = service.state.measurements.get((protected.image_id,
+                                                          target.destination))
+            reading = measurement.reading if measurement else None
+            peer = measurement.peer if measurement else None
+            destinations.append(DestinationView(
+                destination=target.destination.value, site=site,
+                rpo_target_seconds=target.rpo_target.total_seconds(),
+                rpo_seconds=(reading.measured.total_seconds()
+                             if reading and reading.measured is not None else None),
+                rpo_state=(measurement.state if measurement else RpoState.UNKNOWN).value,
+                data_as_of=reading.data_as_of if reading else None,
+                detail=reading.detail if reading else "not measured yet",
+                peer_state=peer.state if peer else "unknown",
+                peer_description=peer.description if peer else ""))
+        views.append(ImageView(
+            image=str(protected.ref), tenant=selection.tenant, selection=selection.name,
+            mode=selection.mode.value, primary=True,
+            last_snapshot_at=service.state.last_snapshot.get(protected.image_id),
+            destinations=destinations))
+    return views
+
+
+def tenant_protection(service: ReplicationService, tenant: str) -> TenantProtection:
+    images = image_views(service, tenant)
+    problems = [
+        f"{image.image} at {d.destination} ({d.site}): {d.peer_state}: {d.peer_description}"
+        for image in images for d in image.destinations
+        if d.site is not None and (d.peer_state in TROUBLE_STATES
+                                   or "split-brain" in d.peer_description)
+    ]
+    report = service.state.report
+    if report is not None:
+        problems += [f"{o.action.ref}: {o.error}" for o in report.failed
+                     if o.action.selection is None or o.action.selection.tenant == tenant]
+    return TenantProtection(tenant=tenant, images=images, problems=problems)
+
+
+def rpo_report(service: ReplicationService, tenant: str | None = None) -> RpoReport:
+    rows = [
+        RpoRow(tenant=image.tenant, image=image.image, destination=d.destination,
+               site=d.site, rpo_target_seconds=d.rpo_target_seconds,
+               rpo_seconds=d.rpo_seconds, rpo_state=d.rpo_state, data_as_of=d.data_as_of,
+               detail=d.detail)
+        for image in image_views(service, tenant) for d in image.destinations
+    ]
+    return RpoReport(rows=rows,
+                     breaches=sum(r.rpo_state == RpoState.BREACH.value for r in rows),
+                     warnings=sum(r.rpo_state == RpoState.WARN.value for r in rows))

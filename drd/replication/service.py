@@ -1,0 +1,256 @@
+"""The replication service of one daemon: reconcile, mirror snapshots, RPO.
+
+Three loops share this state on the event loop thread; every librbd call runs in
+the service's own worker threads with a deadline:
+- reconcile (every RECONCILE_SECONDS, or at once after a policy change) makes
+  mirroring match the policies;
+- snapshots (every second) take the mirror snapshots that are due, a few at a time;
+- RPO (every RPO_SECONDS) measures each protected image at each destination.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TypeVar
+
+import structlog
+
+from drd.api.metrics import DaemonMetrics
+from drd.ceph import rbd_images
+from drd.ceph.cluster import CephError, ClusterHandle
+from drd.ceph.rbd_images import PeerImageStatus
+from drd.domain.protection import Destination, ProtectionSpec, destination_site
+from drd.domain.replication_plan import ImageRef, MirrorMode, Protected
+from drd.domain.rpo import (
+    MirrorSnapshot,
+    RpoReading,
+    RpoState,
+    journal_rpo,
+    judge_rpo,
+    parse_journal_replay,
+    snapshot_rpo,
+)
+from drd.domain.site import SiteKind
+from drd.domain.snapshot_schedule import is_due
+from drd.replication.reconciler import ReconcileReport, reconcile_once
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+RECONCILE_SECONDS = 15.0
+SNAPSHOT_TICK_SECONDS = 1.0
+RPO_SECONDS = 5.0
+CEPH_DEADLINE = 30.0
+SNAPSHOT_CONCURRENCY = 4
+WORKERS = 8
+
+
+@dataclass
+class Measurement:
+    reading: RpoReading
+    state: RpoState
+    peer: PeerImageStatus | None
+
+
+@dataclass
+class ReplicationState:
+    """What the loops learned; replaced piecewise, read by the API."""
+
+    report: ReconcileReport | None = None
+    last_snapshot: dict[str, datetime] = field(default_factory=dict)  # image id -> time
+    measurements: dict[tuple[str, Destination], Measurement] = field(default_factory=dict)
+    statuses: dict[str, list[PeerImageStatus]] = field(default_factory=dict)
+
+
+class ReplicationService:
+    def __init__(self, *, own_kind: SiteKind, peers: dict[str, SiteKind],
+                 local: Callable[[], ClusterHandle],
+                 peer_handles: dict[str, ClusterHandle], metrics: DaemonMetrics) -> None:
+        self.own_kind = own_kind
+        self.peers = peers
+        self._reconcile_handle = local()
+        self._snapshot_handle = local()
+        self._rpo_handle = local()
+        self._peer_handles = peer_handles
+        self._metrics = metrics
+        self._executor = ThreadPoolExecutor(max_workers=WORKERS,
+                                            thread_name_prefix="replication")
+        self.specs: list[ProtectionSpec] = []
+        self.state = ReplicationState()
+        self.poke = asyncio.Event()
+
+    def set_policies(self, specs: list[ProtectionSpec]) -> None:
+        """New policies: reconcile now rather than at the next interval."""
+        self.specs = specs
+        self.poke.set()
+
+    async def _in_thread(self, call: Callable[[], T]) -> T:
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await asyncio.wait_for(future, CEPH_DEADLINE)
+
+    def spec_of(self, protected: Protected) -> ProtectionSpec | None:
+        return next((s for s in self.specs if s.selection == protected.selection), None)
+
+    # --- reconcile -----------------------------------------------------------------
+
+    async def reconcile_loop(self) -> None:
+        while True:
+            await self.reconcile_now()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.poke.wait(), RECONCILE_SECONDS)
+            self.poke.clear()
+
+    async def reconcile_now(self) -> ReconcileReport | None:
+        selections = [spec.selection for spec in self.specs]
+        if not selections:
+            self.state.report = None
+            return None
+        started = time.monotonic()
+        production = self.own_kind is SiteKind.PRODUCTION
+        try:
+            report = await self._in_thread(
+                lambda: reconcile_once(self._reconcile_handle, selections, production))
+        except TimeoutError:
+            log.error("reconcile pass overran its deadline", deadline_seconds=CEPH_DEADLINE)
+            return None
+        self._metrics.reconcile_duration.set(time.monotonic() - started)
+        for outcome in report.outcomes:
+            self._metrics.reconcile_actions.labels(
+                kind=outcome.action.kind.value, result="ok" if outcome.ok else "failed").inc()
+        self.state.report = report
+        return report
+
+    # --- mirror snapshots ---------------------------------------------------------
+
+    async def snapshot_loop(self) -> None:
+        limit = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
+        while True:
+            started = time.monotonic()
+            now = datetime.now(UTC)
+            due = [p for p in self._protected() if self._snapshot_due(p, now)]
+            if due:
+                await asyncio.gather(*(self._snapshot(p, limit) for p in due))
+            await asyncio.sleep(max(0.0, SNAPSHOT_TICK_SECONDS - (time.monotonic() - started)))
+
+    def _protected(self) -> tuple[Protected, ...]:
+        report = self.state.report
+        return report.protected if report is not None else ()
+
+    def _snapshot_due(self, protected: Protected, now: datetime) -> bool:
+        interval = protected.selection.snapshot_interval
+        if protected.selection.mode is not MirrorMode.SNAPSHOT or interval is None:
+            return False
+        last = self.state.last_snapshot.get(protected.image_id)
+        # Until the RPO loop has read an image's snapshots once, its last one is
+        # unknown; waiting for that read avoids a burst of snapshots at start-up.
+        return last is not None and is_due(protected.image_id, interval, last, now)
+
+    async def _snapshot(self, protected: Protected, limit: asyncio.Semaphore) -> None:
+        async with limit:
+            try:
+                await self._in_thread(lambda: rbd_images.take_mirror_snapshot(
+                    self._snapshot_handle, protected.ref))
+            except (CephError, TimeoutError) as error:
+                self._metrics.mirror_snapshots.labels(result="failed").inc()
+                log.warning("mirror snapshot failed", image=str(protected.ref),
+                            tenant=protected.selection.tenant, error=str(error) or "timeout")
+                return
+        self.state.last_snapshot[protected.image_id] = datetime.now(UTC)
+        self._metrics.mirror_snapshots.labels(result="ok").inc()
+
+    # --- RPO -------------------------------------------------------------------------
+
+    async def rpo_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.measure_rpo()
+            except (CephError, TimeoutError) as error:
+                log.warning("RPO measurement failed", error=str(error) or "timeout")
+            await asyncio.sleep(max(0.0, RPO_SECONDS - (time.monotonic() - started)))
+
+    async def measure_rpo(self) -> None:
+        protected = self._protected()
+        pools = sorted({(p.ref.pool, p.ref.namespace) for p in protected})
+        statuses: dict[str, list[PeerImageStatus]] = {}
+        for pool, namespace in pools:
+            read = partial(rbd_images.peer_statuses, pool=pool, namespace=namespace)
+            statuses |= await self._in_thread(partial(self._rpo_handle.run, read))
+        self.state.statuses = statuses
+        await asyncio.gather(*(self._measure_image(p, statuses.get(p.image_id, []))
+                               for p in protected))
+
+    async def _measure_image(self, protected: Protected,
+                             statuses: list[PeerImageStatus]) -> None:
+        spec = self.spec_of(protected)
+        if spec is None:
+            return
+        now = datetime.now(UTC)
+        primary_snaps: list[MirrorSnapshot] = []
+        if protected.selection.mode is MirrorMode.SNAPSHOT:
+            primary_snaps = await self._snapshots(self._rpo_handle, protected.ref)
+            newest = [s.created for s in primary_snaps if s.primary]
+            if newest:
+                self.state.last_snapshot[protected.image_id] = max(newest)
+        for target in spec.targets:
+            site = destination_site(target.destination, self.own_kind, self.peers)
+            peer_status = next((s for s in statuses if s.site == site), None)
+            reading = await self._reading(protected, site, primary_snaps, peer_status, now)
+            state = judge_rpo(reading.measured, target.rpo_target)
+            self._record(protected, target.destination, target.rpo_target,
+                         Measurement(reading, state, peer_status))
+
+    async def _reading(self, protected: Protected, site: str | None,
+                       primary_snaps: list[MirrorSnapshot],
+                       peer_status: PeerImageStatus | None, now: datetime) -> RpoReading:
+        if site is None:
+            return RpoReading(None, None, "no peer plays this destination from this site")
+        if protected.selection.mode is MirrorMode.JOURNAL:
+            replay = (parse_journal_replay(peer_status.description, peer_status.reported_at)
+                      if peer_status is not None and peer_status.reported_at else None)
+            return journal_rpo(replay, now)
+        handle = self._peer_handles.get(site)
+        if handle is None:
+            return RpoReading(None, None, f"no ceph_conf for peer {site} in the site config")
+        try:
+            peer_snaps = await self._snapshots(handle, protected.ref)
+        except (CephError, TimeoutError) as error:
+            return RpoReading(None, None, f"cannot read the copy on {site}: {error}")
+        return snapshot_rpo(primary_snaps, peer_snaps, now)
+
+    async def _snapshots(self, handle: ClusterHandle, ref: ImageRef) -> list[MirrorSnapshot]:
+        return await self._in_thread(
+            lambda: handle.run(lambda c: rbd_images.mirror_snapshots(c, ref)))
+
+    def _record(self, protected: Protected, destination: Destination, target: timedelta,
+                measurement: Measurement) -> None:
+        key = (protected.image_id, destination)
+        before = self.state.measurements.get(key)
+        self.state.measurements[key] = measurement
+        labels = {"tenant": protected.selection.tenant, "image": str(protected.ref),
+                  "destination": destination.value}
+        self._metrics.rpo_target.labels(**labels).set(target.total_seconds())
+        if measurement.reading.measured is not None:
+            self._metrics.rpo.labels(**labels).set(measurement.reading.measured.total_seconds())
+        if measurement.state is RpoState.BREACH and (
+                before is None or before.state is not RpoState.BREACH):
+            log.error("RPO breach", tenant=protected.selection.tenant, image=str(protected.ref),
+                      destination=destination.value,
+                      measured_seconds=_seconds(measurement.reading.measured),
+                      target_seconds=target.total_seconds())
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for handle in (self._reconcile_handle, self._snapshot_handle, self._rpo_handle,
+                       *self._peer_handles.values()):
+            handle.close()
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else round(value.total_seconds(), 3)
+
