@@ -182,10 +182,17 @@ def peer_statuses(cluster: Any, pool: str,
     split-brain, stopped) and journal lag; snapshot RPO is read from snapshots.
     """
     api = rbd.RBD()
-    ioctx = _ioctx(cluster, pool, namespace)
+    # Peers belong to the pool: a namespace's ioctx lists none.
+    pool_ioctx = _ioctx(cluster, pool, "")
     try:
         sites = {peer.get("mirror_uuid", ""): peer.get("site_name", "")
-                 for peer in api.mirror_peer_list(ioctx)}
+                 for peer in api.mirror_peer_list(pool_ioctx)}
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing mirror peers of {pool}: {error}") from error
+    finally:
+        pool_ioctx.close()
+    ioctx = _ioctx(cluster, pool, namespace)
+    try:
         statuses: dict[str, list[PeerImageStatus]] = {}
         for entry in api.mirror_image_status_list(ioctx):
             statuses[entry["id"]] = [

@@ -10,6 +10,7 @@ the service's own worker threads with a deadline:
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +91,10 @@ class ReplicationService:
         self.poke.set()
 
     async def _in_thread(self, call: Callable[[], T]) -> T:
-        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        # Carry the log context (the site) into the worker thread, as to_thread does.
+        context = contextvars.copy_context()
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(context.run, call))
         return await asyncio.wait_for(future, CEPH_DEADLINE)
 
     def spec_of(self, protected: Protected) -> ProtectionSpec | None:
