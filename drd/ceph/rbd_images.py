@@ -13,6 +13,12 @@ import rados
 import rbd
 
 from drd.ceph.cluster import CephError
+from drd.domain.journal_position import (
+    DecodeError,
+    JournalClient,
+    decode_client_list,
+    encode_client_list_request,
+)
 from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
 from drd.domain.rpo import MirrorSnapshot
 
@@ -216,3 +222,28 @@ def _reported_at(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
     return None
+
+
+def peer_mirror_uuids(cluster: Any, pool: str) -> dict[str, str]:
+    """Peer site name -> that site's mirror UUID (its journal client id here)."""
+    ioctx = _ioctx(cluster, pool, "")
+    try:
+        return {str(peer.get("site_name", "")): str(peer.get("mirror_uuid", ""))
+                for peer in rbd.RBD().mirror_peer_list(ioctx) if peer.get("mirror_uuid")}
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing mirror peers of {pool}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def journal_clients(cluster: Any, ref: ImageRef, image_id: str) -> list[JournalClient]:
+    """Every client of the image's journal with its commit position: one OSD call."""
+    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        _, out = ioctx.execute(f"journal.{image_id}", "journal", "client_list",
+                               encode_client_list_request(), 1 << 16)
+        return decode_client_list(bytes(out))
+    except (rados.Error, DecodeError) as error:
+        raise CephError(f"reading the journal clients of {ref}: {error}") from error
+    finally:
+        ioctx.close()

@@ -1,12 +1,11 @@
 """Measured RPO: how old the newest data known to be on a peer is. Pure.
 
 Snapshot mode is measured from the snapshots themselves: the newest mirror snapshot
-the peer holds complete, dated by the primary's own snapshot. Journal mode is read
-from rbd-mirror's replay status: positions behind the primary, and how fresh that
-report is. That report can lag by seconds, so a journal reading is an upper bound.
+the peer holds complete, dated by the primary's own snapshot. Journal mode is measured
+from journal commit positions (drd.domain.journal_position). rbd-mirror's status
+reports lag by 5-30 s, so neither trusts them.
 """
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -61,37 +60,3 @@ def snapshot_rpo(primary: list[MirrorSnapshot], peer: list[MirrorSnapshot],
     pending = [s for s in peer if not s.primary and not s.complete]
     detail = "syncing a newer snapshot" if pending else "idle"
     return RpoReading(max(now - as_of, timedelta(0)), as_of, detail)
-
-
-@dataclass(frozen=True)
-class JournalReplay:
-    entries_behind: int
-    entries_per_second: float
-    reported_at: datetime
-
-
-def parse_journal_replay(description: str, reported_at: datetime) -> JournalReplay | None:
-    """rbd-mirror's status description: `replaying, {"entries_behind_primary": ...}`."""
-    _, _, payload = description.partition(", ")
-    try:
-        fields = json.loads(payload)
-        return JournalReplay(int(fields["entries_behind_primary"]),
-                             float(fields.get("entries_per_second", 0.0)), reported_at)
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def journal_rpo(replay: JournalReplay | None, now: datetime) -> RpoReading:
-    """Caught up at the time of the report: data as of then is on the peer."""
-    if replay is None:
-        return RpoReading(None, None, "no replay status from the peer yet")
-    if replay.entries_behind == 0:
-        return RpoReading(max(now - replay.reported_at, timedelta(0)), replay.reported_at,
-                          "caught up at the last replay report")
-    backlog = (timedelta(seconds=replay.entries_behind / replay.entries_per_second)
-               if replay.entries_per_second > 0 else None)
-    if backlog is None:
-        return RpoReading(None, None, f"{replay.entries_behind} entries behind, not replaying")
-    as_of = replay.reported_at - backlog
-    return RpoReading(max(now - as_of, timedelta(0)), as_of,
-                      f"{replay.entries_behind} entries behind")
