@@ -92,7 +92,11 @@ def decode_client_list(data: bytes) -> list[JournalClient]:
 
 @dataclass
 class JournalRpoTracker:
-    """Dates positions by sampling the primary's position; one tracker per image."""
+    """Dates positions by sampling the primary's position; one tracker per image.
+
+    Each entry is a position and the last time the primary was seen at it: the data
+    a peer at that position holds is at most that old.
+    """
 
     history: deque[tuple[datetime, Position]] = field(
         default_factory=lambda: deque(maxlen=600))
@@ -101,15 +105,18 @@ class JournalRpoTracker:
                 peer_client: str) -> RpoReading:
         by_id = {client.client_id: client.position for client in clients}
         master = by_id.get(MASTER_CLIENT)
-        if master is not None and (not self.history or self.history[-1][1] != master):
-            self.history.append((now, master))
+        if master is not None:
+            if self.history and self.history[-1][1] == master:
+                self.history[-1] = (now, master)
+            else:
+                self.history.append((now, master))
         if peer_client not in by_id:
             return RpoReading(None, None, "the peer has not registered with the journal")
         peer = by_id[peer_client]
         if master is None or (peer is not None and peer >= master):
             return RpoReading(timedelta(0), now, "caught up")
-        # The peer holds entries up to `peer`; the primary was last seen there at the
-        # newest sample not past it, so the peer's data is at least that old.
+        # The peer holds entries up to `peer`; the primary was last seen at or before
+        # that position at the newest such sample, so the peer's data is that fresh.
         as_of = next((at for at, position in reversed(self.history)
                       if peer is not None and position <= peer), None)
         if as_of is None:

@@ -89,6 +89,19 @@ def test_a_caught_up_peer_has_zero_rpo_and_a_lagging_one_is_dated_by_samples() -
     assert behind.data_as_of == at[1]
 
 
+def test_an_unchanged_primary_position_stays_fresh_until_it_moves() -> None:
+    tracker = JournalRpoTracker()
+    idle = Position(1, 10)
+    for second in range(10):
+        tracker.observe(NOW + timedelta(seconds=second),
+                        [JournalClient("", idle), JournalClient(PEER, idle)], PEER)
+    written = tracker.observe(NOW + timedelta(seconds=10),
+                              [JournalClient("", Position(1, 11)), JournalClient(PEER, idle)],
+                              PEER)
+    assert written.measured == timedelta(seconds=1), \
+        "the peer lacks only what was written since the last idle sample"
+
+
 def test_a_peer_missing_from_the_journal_is_unknown() -> None:
     reading = JournalRpoTracker().observe(NOW, [JournalClient("", Position(1, 1))], PEER)
     assert reading.measured is None
