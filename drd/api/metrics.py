@@ -59,6 +59,9 @@ class DaemonMetrics:
         self.mirror_snapshots = Counter(
             "drd_mirror_snapshots", "mirror snapshots drd took", ["result"],
             registry=self.registry)
+        self.loop_crashes = Counter(
+            "drd_loop_crashes", "crashes of a daemon loop (it is restarted)", ["loop"],
+            registry=self.registry)
         self.config_reloads = Counter(
             "drd_config_reloads", "SIGHUP reloads by result", ["result"],
             registry=self.registry)

@@ -26,6 +26,7 @@ from drd.daemon.heartbeat import heartbeat_loop
 from drd.daemon.logging_setup import configure_logging
 from drd.daemon.runtime import LoadedConfig, SiteRuntime
 from drd.daemon.sd_notify import SystemdNotifier
+from drd.daemon.supervisor import supervised
 from drd.domain.access import Principal, RoleKind
 from drd.domain.site_config import SiteConfig
 from drd.replication.policies import PolicyBook
@@ -82,12 +83,14 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
         async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(_tick_loop(runtime, notifier)),
-                group.create_task(heartbeat_loop(runtime, session)),
-                group.create_task(ceph_probe_loop(runtime, probe)),
+                group.create_task(supervised(
+                    "heartbeat", lambda: heartbeat_loop(runtime, session), metrics)),
+                group.create_task(supervised(
+                    "ceph-probe", lambda: ceph_probe_loop(runtime, probe), metrics)),
                 group.create_task(_reload_loop(runtime, options, signals, notifier)),
-                group.create_task(replication.reconcile_loop()),
-                group.create_task(replication.snapshot_loop()),
-                group.create_task(replication.rpo_loop()),
+                group.create_task(supervised("reconcile", replication.reconcile_loop, metrics)),
+                group.create_task(supervised("snapshots", replication.snapshot_loop, metrics)),
+                group.create_task(supervised("rpo", replication.rpo_loop, metrics)),
             ]
             await signals.stop.wait()
             log.info("stopping: draining in-flight requests",

@@ -159,8 +159,8 @@ class ReplicationService:
     async def _snapshot(self, protected: Protected, limit: asyncio.Semaphore) -> None:
         async with limit:
             try:
-                await self._in_thread(lambda: rbd_images.take_mirror_snapshot(
-                    self._snapshot_handle, protected.ref))
+                await self._in_thread(partial(self._snapshot_handle.run, partial(
+                    rbd_images.take_mirror_snapshot, ref=protected.ref)))
             except (CephError, TimeoutError) as error:
                 self._metrics.mirror_snapshots.labels(result="failed").inc()
                 log.warning("mirror snapshot failed", image=str(protected.ref),

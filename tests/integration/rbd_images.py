@@ -26,8 +26,9 @@ MODES = {"snapshot": rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT,
 
 
 @contextmanager
-def pool(site: SiteRecord) -> Iterator[Any]:
+def pool(site: SiteRecord, namespace: str = "") -> Iterator[Any]:
     with connect(site.conf) as cluster, cluster.open_ioctx(site.rbd_pool) as ioctx:
+        ioctx.set_namespace(namespace)
         yield ioctx
 
 
@@ -44,8 +45,8 @@ def create_mirrored_image(site: SiteRecord, name: str, size: int, mode: str) -> 
             image.mirror_image_enable(MODES[mode])
 
 
-def write(site: SiteRecord, name: str, offset: int, data: bytes) -> None:
-    with pool(site) as ioctx, rbd.Image(ioctx, name) as image:
+def write(site: SiteRecord, name: str, offset: int, data: bytes, namespace: str = "") -> None:
+    with pool(site, namespace) as ioctx, rbd.Image(ioctx, name) as image:
         for start in range(0, len(data), CHUNK):
             image.write(data[start:start + CHUNK], offset + start)
         image.flush()
@@ -57,9 +58,9 @@ def mirror_snapshot(site: SiteRecord, name: str) -> None:
         image.mirror_image_create_snapshot()
 
 
-def image_sha256(site: SiteRecord, name: str) -> str:
+def image_sha256(site: SiteRecord, name: str, namespace: str = "") -> str:
     digest = hashlib.sha256()
-    with pool(site) as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
+    with pool(site, namespace) as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
         size = image.size()
         for start in range(0, size, CHUNK):
             digest.update(image.read(start, min(CHUNK, size - start)))
@@ -96,15 +97,16 @@ def retry_until(action: Callable[[], T], timeout: float, what: str) -> T:
             time.sleep(0.2)
 
 
-def wait_for_checksum(site: SiteRecord, name: str, expected: str, timeout: float = 120) -> float:
+def wait_for_checksum(site: SiteRecord, name: str, expected: str, timeout: float = 120,
+                      namespace: str = "") -> float:
     """Wait until the image on `site` hashes to `expected`; seconds it took."""
     started = time.monotonic()
     last = "image not there yet"
     while time.monotonic() - started < timeout:
         with contextlib.suppress(rbd.ImageNotFound):
-            last = image_sha256(site, name)
+            last = image_sha256(site, name, namespace)
         if last == expected:
             return time.monotonic() - started
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError(f"{name} on site {site.name} did not reach sha256 {expected[:12]} "
                          f"within {timeout} s (last: {last[:12]})")
