@@ -43,14 +43,16 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 
 
 def _healthy(status: SiteStatus) -> bool:
-    return status.ceph.health == "HEALTH_OK" and all(p.reachable for p in status.peers)
+    return (status.ceph.health == "HEALTH_OK" and all(p.reachable for p in status.peers)
+            and status.rpo_breaches == 0 and not status.policy_problems)
 
 
 @click.command()
 @api_options
 def status(url: str | None, config: Path | None, token_file: Path | None,
            as_json: bool) -> None:
-    """This site, its Ceph health and its peers. Exit 3 if anything is unhealthy."""
+    """This site, its Ceph health, its peers and RPO breaches. Exit 3 if anything is
+    unhealthy: Ceph not OK, a peer lost, an RPO breach or a refused policy file."""
     result = _fetch_status(url, config, token_file)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
@@ -80,6 +82,12 @@ def _print_status(result: SiteStatus) -> None:
             f"{peer.round_trip_ms:.1f} ms" if peer.round_trip_ms is not None else "-",
             peer.peer_ceph_health, peer.last_error or "-")
     console.print(table)
+    rpo_style = "bold red" if result.rpo_breaches else "yellow" if result.rpo_warnings \
+        else "green"
+    console.print(f"RPO: [{rpo_style}]{result.rpo_breaches} BREACH, {result.rpo_warnings} "
+                  f"WARN[/] (details: drd rpo)", highlight=False)
+    for problem in result.policy_problems:
+        console.print(f"[bold red]policy refused:[/] {problem}", highlight=False)
 
 
 @click.command()

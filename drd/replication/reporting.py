@@ -50,14 +50,25 @@ def image_views(service: ReplicationService, tenant: str | None = None) -> list[
     return views
 
 
+def _problem(image: ImageView, destination: DestinationView) -> str | None:
+    if destination.site is None:
+        return None
+    where = f"{image.image} at {destination.destination} ({destination.site})"
+    if "split-brain" in destination.peer_description:
+        # Never resync on our own: which side wins is an operator's decision.
+        return (f"{where}: split-brain; drd does not resync by itself. Compare the newest "
+                f"snapshots on both sites (`rbd snap ls --all {image.image}`); to make "
+                f"{destination.site} follow this site, run on {destination.site}: "
+                f"`rbd mirror image resync {image.image}`")
+    if destination.peer_state in TROUBLE_STATES:
+        return f"{where}: {destination.peer_state}: {destination.peer_description}"
+    return None
+
+
 def tenant_protection(service: ReplicationService, tenant: str) -> TenantProtection:
     images = image_views(service, tenant)
-    problems = [
-        f"{image.image} at {d.destination} ({d.site}): {d.peer_state}: {d.peer_description}"
-        for image in images for d in image.destinations
-        if d.site is not None and (d.peer_state in TROUBLE_STATES
-                                   or "split-brain" in d.peer_description)
-    ]
+    problems = [problem for image in images for d in image.destinations
+                if (problem := _problem(image, d)) is not None]
     report = service.state.report
     if report is not None:
         problems += [f"{o.action.ref}: {o.error}" for o in report.failed
