@@ -100,15 +100,37 @@ def stop_processes(records: Sequence[ProcessRecord], grace: float) -> list[StopO
             if (process := find_process(record)) is not None]
     for _, process in live:
         _signal_group(process, signal.SIGTERM)
-    _, survivors = psutil.wait_procs([p for _, p in live], timeout=grace)
+    survivors = _wait_exited([p for _, p in live], grace)
     for process in survivors:
         _signal_group(process, signal.SIGKILL)
-    _, unkillable = psutil.wait_procs(survivors, timeout=5)
+    unkillable = _wait_exited(survivors, 5)
     if unkillable:
         pids = ", ".join(str(p.pid) for p in unkillable)
         raise RuntimeError(f"processes {pids} survived SIGKILL")
     killed_pids = {p.pid for p in survivors}
     return [StopOutcome(record, record.pid in killed_pids) for record, _ in live]
+
+
+def _exited(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_exited(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each process has exited; return those still running after `timeout`.
+
+    A daemon that outlived the `lab up` that started them is reaped by init, which
+    may take seconds; a zombie has stopped all the same, so it counts as exited.
+    """
+    deadline = time.monotonic() + timeout
+    running = list(processes)
+    while running and time.monotonic() < deadline:
+        running = [p for p in running if not _exited(p)]
+        if running:
+            time.sleep(0.05)
+    return [p for p in running if not _exited(p)]
 
 
 def wait_for_exit_or(handle: subprocess.Popen[bytes], seconds: float) -> int | None:

@@ -151,13 +151,20 @@ def boot_site(site: SiteSpec, layout: SiteLayout, memstore_bytes: int,
     started = [start_role(site, record, DaemonRole.MON, on_started)]
     try:
         with connect(layout.conf, timeout=30) as cluster:
+            # devicehealth would create a pool of its own whose PG appears a second
+            # after the mgr: a site could look settled too early, then wait 6-8 s.
+            # Only the mon's config database reaches it (ceph.conf does not), and
+            # only with force, as the option belongs to a module.
+            mon_command(cluster, "config set", who="mgr",
+                        name="mgr/devicehealth/enable_monitoring", value="false", force=True)
+            # The mgr is the slowest to become active, so it starts first.
+            layout.data_dir("mgr", site.name).mkdir(parents=True, exist_ok=True)
+            started.append(start_role(site, record, DaemonRole.MGR, on_started))
             osd_uuid = str(uuid.uuid4())
             mon_command(cluster, "osd new", uuid=osd_uuid, id=OSD_ID)
             layout.data_dir("osd", str(OSD_ID)).mkdir(parents=True, exist_ok=True)
             run_tool(osd_mkfs_command(layout.conf, osd_uuid), f"site {site.name}: OSD mkfs")
-            layout.data_dir("mgr", site.name).mkdir(parents=True, exist_ok=True)
-            for role in (DaemonRole.OSD, DaemonRole.MGR):
-                started.append(start_role(site, record, role, on_started))
+            started.append(start_role(site, record, DaemonRole.OSD, on_started))
             create_rbd_pool(cluster, record.rbd_pool)
             enable_image_mode(cluster, record.rbd_pool, site.name)
             for tenant in LAB_TENANTS:

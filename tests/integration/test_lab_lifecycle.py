@@ -54,7 +54,7 @@ def test_status_of_the_three_site_lab_reports_health_daemons_and_peers(
     for site in sites.values():
         assert site["health"] == "HEALTH_OK", site["health_detail"]
         assert {d["role"] for d in site["daemons"] if d["running"]} == \
-            {"mon", "osd", "mgr", "rbd-mirror"}
+            {"mon", "osd", "mgr", "rbd-mirror", "drd"}
         assert site["registered_services"].get("rbd-mirror") == 1
     peers = {name: {(p["site"], p["direction"]) for p in site["mirror_peers"]}
              for name, site in sites.items()}
