@@ -10,17 +10,9 @@ from drd.api import client
 from drd.api.client import ApiTarget
 from drd.api.tokens import TokenFileError, read_secret_file
 from drd.cli import exit_codes
+from drd.cli.failures import CliFailure
 
 DEFAULT_CONFIG = Path("/etc/drd/drd.yaml")
-
-
-class CliFailure(Exception):
-    """A failure and the exit code it means; `drd`'s entry point prints and exits."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 def resolve_target(url: str | None, config: Path | None, token_file: Path | None) -> ApiTarget:

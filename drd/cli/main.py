@@ -1,27 +1,50 @@
-"""Entry point of the `drd` command."""
+"""Entry point of the `drd` command.
 
+Commands are imported only when invoked: `drd daemon` then never loads the
+terminal-table code the operator commands use, and `drd --version` answers at once.
+"""
+
+import importlib
 import sys
 
 import click
 
 from drd import __version__
-from drd.cli.api_client import CliFailure
-from drd.cli.config_cmd import config
-from drd.cli.daemon_cmds import daemon, state, token
-from drd.cli.lab import lab
-from drd.cli.policy_cmd import policy
-from drd.cli.rpo_cmd import rpo
-from drd.cli.site_cmds import sites, status
+from drd.cli.failures import CliFailure
+
+COMMANDS = {
+    "status": "drd.cli.site_cmds:status",
+    "sites": "drd.cli.site_cmds:sites",
+    "rpo": "drd.cli.rpo_cmd:rpo",
+    "policy": "drd.cli.policy_cmd:policy",
+    "daemon": "drd.cli.daemon_cmds:daemon",
+    "state": "drd.cli.daemon_cmds:state",
+    "token": "drd.cli.daemon_cmds:token",
+    "config": "drd.cli.config_cmd:config",
+    "lab": "drd.cli.lab:lab",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose subcommands live in modules imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="drd")
 def cli() -> None:
     """drd: disaster recovery for three-site Ceph clouds."""
-
-
-for command in (status, sites, rpo, daemon, state, token, config, lab, policy):
-    cli.add_command(command)
 
 
 def main() -> None:
