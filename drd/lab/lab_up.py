@@ -168,7 +168,7 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
 
 def wait_daemons_meet(description: LabDescription, operator_token: str,
                       timeout: float = DAEMONS_MEET_TIMEOUT) -> None:
-    """Wait until every site's daemon reports all its peers reachable."""
+    """Wait until every site's daemon has exchanged heartbeats with all its peers."""
     deadline = time.monotonic() + timeout
     for record in description.sites.values():
         drd = record.process(DaemonRole.DRD)
@@ -180,10 +180,13 @@ def wait_daemons_meet(description: LabDescription, operator_token: str,
                 raise daemon_failed(record.name, drd, "exited")
             try:
                 status = SiteStatus.model_validate(get_json(target, "/v1/status", timeout=2))
-                lost = [p.name for p in status.peers if not p.reachable]
-                if not lost:
+                # Met means both ways: the peer answered our heartbeat and sent its own.
+                unmet = [p.name for p in status.peers
+                         if not (p.reachable and p.last_heartbeat_received
+                                 and p.last_heartbeat_answered)]
+                if not unmet:
                     break
-                reason = f"peers not reachable yet: {', '.join(lost)}"
+                reason = f"no heartbeats both ways yet with: {', '.join(unmet)}"
             except ApiClientError as error:
                 reason = str(error)
             if time.monotonic() > deadline:
