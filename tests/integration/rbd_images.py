@@ -110,3 +110,15 @@ def wait_for_checksum(site: SiteRecord, name: str, expected: str, timeout: float
         time.sleep(0.2)
     raise AssertionError(f"{name} on site {site.name} did not reach sha256 {expected[:12]} "
                          f"within {timeout} s (last: {last[:12]})")
+
+
+def local_mirror_description(site: SiteRecord, name: str) -> str:
+    """What this site's rbd-mirror reports about its copy of the image."""
+    with pool(site) as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
+        return str(image.mirror_image_get_status().get("description", ""))
+
+
+def resync(site: SiteRecord, name: str) -> None:
+    """Throw away this site's copy and copy the image again from the primary."""
+    with pool(site) as ioctx, rbd.Image(ioctx, name) as image:
+        image.mirror_image_resync()
