@@ -80,6 +80,7 @@ class Action:
     ref: ImageRef
     reason: str
     selection: Selection | None = None
+    tenant: str | None = None  # whose policy the action serves (or served, for disable)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def plan_reconcile(selections: list[Selection], images: list[ObservedImage],
                 actions.append(Action(
                     ActionKind.DISABLE, image.ref,
                     f"{image.ref} is no longer selected by tenant {image.marked_tenant}'s "
-                    "policy; disabling the mirroring drd enabled"))
+                    "policy; disabling the mirroring drd enabled",
+                    tenant=image.marked_tenant))
     return ReconcilePlan(tuple(actions), tuple(protected), tuple(unknown))
 
 
@@ -172,10 +174,11 @@ def _toward(image: ObservedImage, selection: Selection) -> Action | None:
     if image.state is MirrorState.DISABLED:
         return Action(ActionKind.ENABLE, image.ref,
                       f"{image.ref} matches {where}; enabling {selection.mode.value} mirroring",
-                      selection)
+                      selection, selection.tenant)
     if image.mode is not selection.mode:
         current = image.mode.value if image.mode else "unknown"
         return Action(ActionKind.CHANGE_MODE, image.ref,
                       f"{image.ref} is mirrored in {current} mode but {where} asks for "
-                      f"{selection.mode.value}; peers resync it in the new mode", selection)
+                      f"{selection.mode.value}; peers resync it in the new mode", selection,
+                      selection.tenant)
     return None

@@ -115,6 +115,5 @@ def _carry_out(handle: ClusterHandle, action: Action) -> ActionOutcome:
                   error=str(error))
         return ActionOutcome(action, ok=False, error=str(error))
     log.info("reconciled", action=action.kind.value, image=str(action.ref),
-             tenant=action.selection.tenant if action.selection else None,
-             reason=action.reason)
+             tenant=action.tenant, reason=action.reason)
     return ActionOutcome(action, ok=True)

@@ -72,7 +72,7 @@ def tenant_protection(service: ReplicationService, tenant: str) -> TenantProtect
     report = service.state.report
     if report is not None:
         problems += [f"{o.action.ref}: {o.error}" for o in report.failed
-                     if o.action.selection is None or o.action.selection.tenant == tenant]
+                     if o.action.tenant == tenant]
     return TenantProtection(tenant=tenant, images=images, problems=problems)
 
 
