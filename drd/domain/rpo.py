@@ -45,9 +45,29 @@ def judge_rpo(measured: timedelta | None, target: timedelta) -> RpoState:
     return RpoState.OK
 
 
+def split_brain_verdict(primary: list[MirrorSnapshot],
+                        peer: list[MirrorSnapshot]) -> str | None:
+    """When the peer's copy is primary too, which side holds the newer data, by the
+    timestamps of each side's newest primary snapshot; None when it is not."""
+    theirs = [s.created for s in peer if s.primary and not s.demoted]
+    if not theirs:
+        return None
+    ours = [s.created for s in primary if s.primary and not s.demoted]
+    newest_theirs = max(theirs)
+    if not ours:
+        return f"split-brain: the peer is primary too (newest snapshot {newest_theirs:%F %T})"
+    newest_ours = max(ours)
+    newer = "this site" if newest_ours >= newest_theirs else "the peer"
+    return (f"split-brain: both sites are primary; newest snapshot here {newest_ours:%F %T}, "
+            f"on the peer {newest_theirs:%F %T}: {newer} holds the newer data")
+
+
 def snapshot_rpo(primary: list[MirrorSnapshot], peer: list[MirrorSnapshot],
                  now: datetime) -> RpoReading:
     """From the peer's newest complete copy of a primary snapshot, dated on the primary."""
+    verdict = split_brain_verdict(primary, peer)
+    if verdict is not None:
+        return RpoReading(None, None, verdict)
     dated = {snap.snap_id: snap.created for snap in primary if snap.primary}
     synced = [snap for snap in peer if not snap.primary and snap.complete
               and snap.primary_snap_id in dated]

@@ -54,10 +54,13 @@ def _problem(image: ImageView, destination: DestinationView) -> str | None:
     if destination.site is None:
         return None
     where = f"{image.image} at {destination.destination} ({destination.site})"
-    if "split-brain" in destination.peer_description:
+    if "split-brain" in destination.peer_description or destination.detail.startswith(
+            "split-brain"):
         # Never resync on our own: which side wins is an operator's decision.
-        return (f"{where}: split-brain; drd does not resync by itself. Compare the newest "
-                f"snapshots on both sites (`rbd snap ls --all {image.image}`); to make "
+        evidence = (destination.detail if destination.detail.startswith("split-brain")
+                    else f"split-brain; compare the newest snapshots on both sites "
+                         f"(`rbd snap ls --all {image.image}`)")
+        return (f"{where}: {evidence}. drd does not resync by itself; to make "
                 f"{destination.site} follow this site, run on {destination.site}: "
                 f"`rbd mirror image resync {image.image}`")
     if destination.peer_state in TROUBLE_STATES:

@@ -19,6 +19,7 @@ def view(state: str, description: str, site: str | None = "b") -> tuple[ImageVie
 def test_split_brain_names_the_resync_command_and_never_runs_it() -> None:
     problem = _problem(*view("error", "split-brain detected"))
     assert problem is not None
+    assert "split-brain; compare the newest snapshots on both sites" in problem
     assert "drd does not resync by itself" in problem
     assert "run on b: `rbd mirror image resync rbd/water/db-1`" in problem
 

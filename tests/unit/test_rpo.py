@@ -105,3 +105,16 @@ def test_an_unchanged_primary_position_stays_fresh_until_it_moves() -> None:
 def test_a_peer_missing_from_the_journal_is_unknown() -> None:
     reading = JournalRpoTracker().observe(NOW, [JournalClient("", Position(1, 1))], PEER)
     assert reading.measured is None
+
+
+def test_split_brain_names_the_side_with_the_newer_snapshot() -> None:
+    here = [primary_snap(10, 90)]
+    there = [MirrorSnapshot(7, NOW - timedelta(seconds=30), primary=True, complete=True,
+                            primary_snap_id=None, demoted=False)]
+    reading = snapshot_rpo(here, there, NOW)
+    assert reading.measured is None
+    assert reading.detail.startswith("split-brain: both sites are primary")
+    assert reading.detail.endswith("the peer holds the newer data")
+    demoted = [MirrorSnapshot(7, NOW, primary=True, complete=True, primary_snap_id=None,
+                              demoted=True)]
+    assert not snapshot_rpo(here, demoted, NOW).detail.startswith("split-brain")
