@@ -93,7 +93,14 @@ def reconcile_once(handle: ClusterHandle, selections: list[Selection],
                     for i in observed]
         plan = plan_reconcile(selections, observed, primary_for)
     outcomes = tuple(_carry_out(handle, action) for action in plan.actions)
-    return ReconcileReport(outcomes, plan.protected, tuple(observed), tuple(pool_errors))
+    # Images just mirrored as asked are protected from now on, not from the next pass.
+    ids = {image.ref: image.image_id for image in observed}
+    newly = tuple(Protected(o.action.ref, ids[o.action.ref], o.action.selection)
+                  for o in outcomes
+                  if o.ok and o.action.selection is not None
+                  and o.action.kind in (ActionKind.ENABLE, ActionKind.CHANGE_MODE))
+    return ReconcileReport(outcomes, plan.protected + newly, tuple(observed),
+                           tuple(pool_errors))
 
 
 def _carry_out(handle: ClusterHandle, action: Action) -> ActionOutcome:

@@ -95,13 +95,14 @@ def test_every_issue_goes_to_stderr_with_its_line_and_exits_1(tmp_path: Path) ->
 
 
 def test_grants_and_limits_are_refused_with_their_lines(tmp_path: Path) -> None:
-    path = copy_example(tmp_path, "transport", "pool: transport-vms", "pool: water-vms")
+    path = copy_example(tmp_path, "transport", "pool: rbd                # a pool",
+                        "pool: water-vms          # a pool")
     path.write_text(path.read_text().replace("interval: 10m", "interval: 30s"))
     code, out, err = run("check", str(path), "--config", str(GRANTS))
     assert (code, out) == (1, "")
     assert err.splitlines() == [
         f"{path}:15: protection.block[0].pool: tenant 'transport' may not select images in "
-        f"water-vms/ticketing; the site config grants it: rbd/transport, "
+        f"water-vms/transport; the site config grants it: rbd/transport, "
         f"transport-vms/* (every namespace)",
         f"{path}:34: protection.block[1].same_city.interval: 30s is shorter than the "
         f"shortest snapshot interval site 'a' allows, 1m (limits.min_snapshot_interval in "
