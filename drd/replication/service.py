@@ -92,12 +92,13 @@ class ReplicationService:
         self.specs = specs
         self.poke.set()
 
-    async def _in_thread(self, call: Callable[[], T]) -> T:
+    async def _in_thread(self, call: Callable[[], T],
+                         deadline: float | None = CEPH_DEADLINE) -> T:
         # Carry the log context (the site) into the worker thread, as to_thread does.
         context = contextvars.copy_context()
         future = asyncio.get_running_loop().run_in_executor(
             self._executor, partial(context.run, call))
-        return await asyncio.wait_for(future, CEPH_DEADLINE)
+        return await asyncio.wait_for(future, deadline)
 
     def spec_of(self, protected: Protected) -> ProtectionSpec | None:
         return next((s for s in self.specs if s.selection == protected.selection), None)
@@ -118,12 +119,12 @@ class ReplicationService:
             return None
         started = time.monotonic()
         production = self.own_kind is SiteKind.PRODUCTION
-        try:
-            report = await self._in_thread(
-                lambda: reconcile_once(self._reconcile_handle, selections, production))
-        except TimeoutError:
-            log.error("reconcile pass overran its deadline", deadline_seconds=CEPH_DEADLINE)
-            return None
+        # No deadline on the whole pass: a first pass over a thousand new images
+        # rightly takes longer than any single call may. Each librados call carries
+        # its own timeout, and the loop awaits the pass, so passes never overlap.
+        report = await self._in_thread(
+            lambda: reconcile_once(self._reconcile_handle, selections, production),
+            deadline=None)
         self._metrics.reconcile_duration.set(time.monotonic() - started)
         for outcome in report.outcomes:
             self._metrics.reconcile_actions.labels(
@@ -194,8 +195,16 @@ class ReplicationService:
                 statuses |= await self._in_thread(partial(self._rpo_handle.run, read))
             self.state.statuses = statuses
         due = [p for p in protected if full or p.selection.mode is MirrorMode.JOURNAL]
-        await asyncio.gather(*(self._measure_image(p, self.state.statuses.get(p.image_id, []))
-                               for p in due))
+        # As many images at a time as there are workers, so that a call's deadline
+        # measures the call, not its wait in the executor's queue.
+        limit = asyncio.Semaphore(WORKERS)
+
+        async def measure(protected: Protected) -> None:
+            async with limit:
+                await self._measure_image(protected,
+                                          self.state.statuses.get(protected.image_id, []))
+
+        await asyncio.gather(*(measure(p) for p in due))
 
     async def _measure_image(self, protected: Protected,
                              statuses: list[PeerImageStatus]) -> None:

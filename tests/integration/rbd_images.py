@@ -15,7 +15,7 @@ from drd.ceph.cluster import connect
 from drd.lab.description import SiteRecord
 
 MiB = 1024 * 1024
-CHUNK = 4 * MiB
+CHUNK = 1 * MiB  # VM-sized writes; large journaled writes tripped a librbd assert once
 T = TypeVar("T")
 
 JOURNAL_FEATURES = (rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
