@@ -5,6 +5,8 @@ give every image's mirroring state, instead of one open per image.
 """
 
 import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +46,19 @@ def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
     return ioctx
 
 
+@contextmanager
+def _image(cluster: Any, ref: ImageRef, doing: str, read_only: bool = False) -> Iterator[Any]:
+    """Open one image for one call; librbd and librados errors become CephError."""
+    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        with rbd.Image(ioctx, ref.name, read_only=read_only) as image:
+            yield image
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"{doing} {ref}: {error}") from error
+    finally:
+        ioctx.close()
+
+
 def observe_pool(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
     """Every image of `pool`/`namespace` with its mirroring state, in two round trips."""
     api = rbd.RBD()
@@ -70,92 +85,63 @@ def observe_pool(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]
 
 def read_tenant_mark(cluster: Any, ref: ImageRef) -> str:
     """The tenant whose policy made drd mirror this image, or "" if none did."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
-    try:
-        with rbd.Image(ioctx, ref.name, read_only=True) as image:
+    with _image(cluster, ref, "reading the marks of", read_only=True) as image:
+        try:
             return str(image.metadata_get(TENANT_MARK))
-    except KeyError:
-        return ""
-    except (rbd.Error, rados.Error) as error:
-        raise CephError(f"reading the marks of {ref}: {error}") from error
-    finally:
-        ioctx.close()
+        except KeyError:
+            return ""
 
 
 def enable_mirroring(cluster: Any, ref: ImageRef, mode: MirrorMode, tenant: str,
                      selection: str) -> None:
     """Mark the image as the tenant's, then enable mirroring in `mode`. Idempotent."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
-    try:
-        with rbd.Image(ioctx, ref.name) as image:
-            image.metadata_set(TENANT_MARK, tenant)
-            image.metadata_set(SELECTION_MARK, selection)
-            if mode is MirrorMode.JOURNAL:
-                features = image.features()
-                for feature in _JOURNAL_FEATURES:
-                    if not features & feature:
-                        image.update_features(feature, True)
-            if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
-                image.mirror_image_enable(_MODE_CODES[mode])
-    except (rbd.Error, rados.Error) as error:
-        raise CephError(f"enabling {mode.value} mirroring of {ref}: {error}") from error
-    finally:
-        ioctx.close()
+    with _image(cluster, ref, f"enabling {mode.value} mirroring of") as image:
+        image.metadata_set(TENANT_MARK, tenant)
+        image.metadata_set(SELECTION_MARK, selection)
+        if mode is MirrorMode.JOURNAL:
+            features = image.features()
+            for feature in _JOURNAL_FEATURES:
+                if not features & feature:
+                    image.update_features(feature, True)
+        if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
+            image.mirror_image_enable(_MODE_CODES[mode])
 
 
 def disable_mirroring(cluster: Any, ref: ImageRef) -> None:
     """Disable mirroring (peers then delete their copies) and drop drd's marks."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
-    try:
-        with rbd.Image(ioctx, ref.name) as image:
-            if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_DISABLED:
-                image.mirror_image_disable(False)
-            for mark in (TENANT_MARK, SELECTION_MARK):
-                with contextlib.suppress(KeyError):
-                    image.metadata_remove(mark)
-    except (rbd.Error, rados.Error) as error:
-        raise CephError(f"disabling mirroring of {ref}: {error}") from error
-    finally:
-        ioctx.close()
+    with _image(cluster, ref, "disabling mirroring of") as image:
+        if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_DISABLED:
+            image.mirror_image_disable(False)
+        for mark in (TENANT_MARK, SELECTION_MARK):
+            with contextlib.suppress(KeyError):
+                image.metadata_remove(mark)
 
 
 def take_mirror_snapshot(cluster: Any, ref: ImageRef) -> int:
     """`rbd mirror image snapshot`: what was written so far ships to every peer."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
-    try:
-        with rbd.Image(ioctx, ref.name) as image:
-            return int(image.mirror_image_create_snapshot())
-    except (rbd.Error, rados.Error) as error:
-        raise CephError(f"mirror snapshot of {ref}: {error}") from error
-    finally:
-        ioctx.close()
+    with _image(cluster, ref, "mirror snapshot of") as image:
+        return int(image.mirror_image_create_snapshot())
 
 
 def mirror_snapshots(cluster: Any, ref: ImageRef) -> list[MirrorSnapshot]:
     """The image's mirror snapshots, oldest first, with their sync state."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
-    try:
-        with rbd.Image(ioctx, ref.name, read_only=True) as image:
-            found = []
-            for snap in image.list_snaps():
-                if snap.get("namespace") != rbd.RBD_SNAP_NAMESPACE_TYPE_MIRROR:
-                    continue
-                info = image.snap_get_mirror_namespace(snap["id"])
-                state = info["state"]
-                primary = state in (rbd.RBD_SNAP_MIRROR_STATE_PRIMARY,
-                                    rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED)
-                created = image.get_snap_timestamp(snap["id"]).replace(tzinfo=UTC)
-                found.append(MirrorSnapshot(
-                    snap_id=int(snap["id"]), created=created, primary=primary,
-                    complete=bool(info["complete"]),
-                    primary_snap_id=None if primary else int(info["primary_snap_id"]),
-                    demoted=state in (rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED,
-                                      rbd.RBD_SNAP_MIRROR_STATE_NON_PRIMARY_DEMOTED)))
-            return found
-    except (rbd.Error, rados.Error) as error:
-        raise CephError(f"listing mirror snapshots of {ref}: {error}") from error
-    finally:
-        ioctx.close()
+    with _image(cluster, ref, "listing mirror snapshots of", read_only=True) as image:
+        found = []
+        for snap in image.list_snaps():
+            if snap.get("namespace") != rbd.RBD_SNAP_NAMESPACE_TYPE_MIRROR:
+                continue
+            info = image.snap_get_mirror_namespace(snap["id"])
+            state = info["state"]
+            primary = state in (rbd.RBD_SNAP_MIRROR_STATE_PRIMARY,
+                                rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED)
+            created = image.get_snap_timestamp(snap["id"]).replace(tzinfo=UTC)
+            found.append(MirrorSnapshot(
+                snap_id=int(snap["id"]), created=created, primary=primary,
+                complete=bool(info["complete"]),
+                primary_snap_id=None if primary else int(info["primary_snap_id"]),
+                demoted=state in (rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED,
+                                  rbd.RBD_SNAP_MIRROR_STATE_NON_PRIMARY_DEMOTED)))
+        return found
 
 
 @dataclass(frozen=True)
