@@ -1,0 +1,131 @@
+"""drd's journal RPO algorithm, run by the benchmark ten times as often as the daemon.
+
+The daemon samples each journal image's commit positions once a second and dates a
+peer's position by the newest sample the primary had not passed yet, so its readings
+come in steps of about a second. This probe reads the same positions (one cls_journal
+call per image) every 0.1 s with the same JournalRpoTracker, from its own thread and
+connection, to show what part of a reading is the sampling step and what is the peer's
+real lag.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import rbd
+
+from drd.ceph import rbd_images
+from drd.ceph.cluster import CephError, connect
+from drd.domain.journal_position import JournalRpoTracker
+from drd.domain.replication_plan import ImageRef
+
+PERIOD_S = 0.1
+
+
+@dataclass
+class _Tracked:
+    ref: ImageRef
+    image_id: str
+    trackers: dict[str, JournalRpoTracker]  # peer mirror uuid -> tracker
+
+
+@dataclass
+class JournalProbe:
+    """Samples `names` in `namespace` of site a every PERIOD_S until stopped."""
+
+    conf: Path
+    pool: str
+    namespace: str
+    names: list[str]
+    peer_sites: dict[str, str]  # destination -> peer site name, e.g. same_city -> b
+    # (monotonic time, destination, image, measured RPO in s), in the order read
+    readings: list[tuple[float, str, str, float]] = field(default_factory=list)
+    errors: int = 0
+    rounds: int = 0
+    failure: str = ""  # why the probe stopped early, if it did
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="journal-probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            self._sample_until_stopped()
+        except (CephError, KeyError) as error:
+            self.failure = f"the journal probe stopped: {error!r}"
+
+    def _sample_until_stopped(self) -> None:
+        with connect(self.conf, timeout=10.0) as cluster:
+            uuids = rbd_images.peer_mirror_uuids(cluster, self.pool)
+            tracked = [_Tracked(ref, _image_id(cluster, ref),
+                                {uuids[site]: JournalRpoTracker()
+                                 for site in self.peer_sites.values()})
+                       for ref in (ImageRef(self.pool, self.namespace, name)
+                                   for name in self.names)]
+            destination_of = {uuids[site]: destination
+                              for destination, site in self.peer_sites.items()}
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                for image in tracked:
+                    self._sample(cluster, image, destination_of)
+                self.rounds += 1
+                next_at += PERIOD_S
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _sample(self, cluster: Any, image: _Tracked, destination_of: dict[str, str]) -> None:
+        try:
+            clients = rbd_images.journal_clients(cluster, image.ref, image.image_id)
+        except CephError:
+            self.errors += 1
+            return
+        now, at = datetime.now(UTC), time.monotonic()
+        for uuid, tracker in image.trackers.items():
+            measured = tracker.observe(now, clients, uuid).measured
+            if measured is not None:
+                self.readings.append((at, destination_of[uuid], image.ref.name,
+                                      measured.total_seconds()))
+
+    def during(self, start: float, end: float) -> dict[str, list[float]]:
+        """Destination -> readings taken between two monotonic times."""
+        found: dict[str, list[float]] = {}
+        for at, destination, _, value in self.readings:
+            if start <= at <= end:
+                found.setdefault(destination, []).append(value)
+        return found
+
+    def caught_up_after(self, moment: float) -> dict[str, float | None]:
+        """Destination -> seconds after `moment` until every image read 0 (None: never).
+
+        An image counts as caught up from its first zero reading after `moment` on, as
+        nothing is written after it."""
+        zero_at: dict[tuple[str, str], float] = {}
+        images = {(destination, name) for _, destination, name, _ in self.readings}
+        for at, destination, name, value in self.readings:
+            if at >= moment and value == 0:
+                zero_at.setdefault((destination, name), at - moment)
+        result: dict[str, float | None] = {}
+        for destination in sorted({d for d, _ in images}):
+            times = [zero_at.get((d, n)) for d, n in images if d == destination]
+            result[destination] = (None if any(t is None for t in times)
+                                   else max(t for t in times if t is not None))
+        return result
+
+
+def _image_id(cluster: Any, ref: ImageRef) -> str:
+    ioctx = cluster.open_ioctx(ref.pool)
+    try:
+        ioctx.set_namespace(ref.namespace)
+        with rbd.Image(ioctx, ref.name, read_only=True) as image:
+            return str(image.id())
+    finally:
+        ioctx.close()
