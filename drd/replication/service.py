@@ -45,9 +45,9 @@ T = TypeVar("T")
 RECONCILE_SECONDS = 15.0
 SNAPSHOT_TICK_SECONDS = 1.0
 RPO_SECONDS = 1.0
-SNAPSHOT_RPO_EVERY = 5  # ticks of RPO_SECONDS
+SNAPSHOT_RPO_EVERY = 15  # ticks of RPO_SECONDS; a 1 min interval needs no finer view
 CEPH_DEADLINE = 30.0
-SNAPSHOT_CONCURRENCY = 4
+SNAPSHOT_CONCURRENCY = 8
 WORKERS = 8
 
 
@@ -68,6 +68,7 @@ class ReplicationState:
     statuses: dict[str, list[PeerImageStatus]] = field(default_factory=dict)
     journal_trackers: dict[str, JournalRpoTracker] = field(default_factory=dict)
     peer_uuids: dict[str, dict[str, str]] = field(default_factory=dict)  # pool -> site -> id
+    measured_ids: set[str] = field(default_factory=set)  # protected at the last full pass
 
 
 class ReplicationService:
@@ -83,6 +84,9 @@ class ReplicationService:
         self._metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=WORKERS,
                                             thread_name_prefix="replication")
+        # Snapshots get workers of their own: reads for RPO must never delay them.
+        self._snapshot_executor = ThreadPoolExecutor(max_workers=SNAPSHOT_CONCURRENCY,
+                                                     thread_name_prefix="snapshots")
         self.specs: list[ProtectionSpec] = []
         self.state = ReplicationState()
         self.poke = asyncio.Event()
@@ -92,12 +96,12 @@ class ReplicationService:
         self.specs = specs
         self.poke.set()
 
-    async def _in_thread(self, call: Callable[[], T],
-                         deadline: float | None = CEPH_DEADLINE) -> T:
+    async def _in_thread(self, call: Callable[[], T], deadline: float | None = CEPH_DEADLINE,
+                         executor: ThreadPoolExecutor | None = None) -> T:
         # Carry the log context (the site) into the worker thread, as to_thread does.
         context = contextvars.copy_context()
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor, partial(context.run, call))
+            executor or self._executor, partial(context.run, call))
         return await asyncio.wait_for(future, deadline)
 
     def spec_of(self, protected: Protected) -> ProtectionSpec | None:
@@ -161,7 +165,8 @@ class ReplicationService:
         async with limit:
             try:
                 await self._in_thread(partial(self._snapshot_handle.run, partial(
-                    rbd_images.take_mirror_snapshot, ref=protected.ref)))
+                    rbd_images.take_mirror_snapshot, ref=protected.ref)),
+                    executor=self._snapshot_executor)
             except (CephError, TimeoutError) as error:
                 self._metrics.mirror_snapshots.labels(result="failed").inc()
                 log.warning("mirror snapshot failed", image=str(protected.ref),
@@ -178,8 +183,10 @@ class ReplicationService:
         tick = 0
         while True:
             started = time.monotonic()
+            # Images protected since the last full pass are measured at once.
+            known = {p.image_id for p in self._protected()} <= self.state.measured_ids
             try:
-                await self.measure_rpo(full=tick % SNAPSHOT_RPO_EVERY == 0)
+                await self.measure_rpo(full=tick % SNAPSHOT_RPO_EVERY == 0 or not known)
             except (CephError, TimeoutError) as error:
                 log.warning("RPO measurement failed", error=str(error) or "timeout")
             tick += 1
@@ -195,6 +202,8 @@ class ReplicationService:
                 statuses |= await self._in_thread(partial(self._rpo_handle.run, read))
             self.state.statuses = statuses
         due = [p for p in protected if full or p.selection.mode is MirrorMode.JOURNAL]
+        if full:
+            self.state.measured_ids = {p.image_id for p in protected}
         # As many images at a time as there are workers, so that a call's deadline
         # measures the call, not its wait in the executor's queue.
         limit = asyncio.Semaphore(WORKERS)
@@ -282,6 +291,7 @@ class ReplicationService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._snapshot_executor.shutdown(wait=False, cancel_futures=True)
         for handle in (self._reconcile_handle, self._snapshot_handle, self._rpo_handle,
                        *self._peer_handles.values()):
             handle.close()
