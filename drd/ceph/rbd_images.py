@@ -174,15 +174,7 @@ def peer_statuses(cluster: Any, pool: str,
     split-brain, stopped) and journal lag; snapshot RPO is read from snapshots.
     """
     api = rbd.RBD()
-    # Peers belong to the pool: a namespace's ioctx lists none.
-    pool_ioctx = _ioctx(cluster, pool, "")
-    try:
-        sites = {peer.get("mirror_uuid", ""): peer.get("site_name", "")
-                 for peer in api.mirror_peer_list(pool_ioctx)}
-    except (rbd.Error, rados.Error) as error:
-        raise CephError(f"listing mirror peers of {pool}: {error}") from error
-    finally:
-        pool_ioctx.close()
+    sites = {uuid: site for site, uuid in peer_mirror_uuids(cluster, pool).items()}
     ioctx = _ioctx(cluster, pool, namespace)
     try:
         statuses: dict[str, list[PeerImageStatus]] = {}
@@ -211,7 +203,10 @@ def _reported_at(value: Any) -> datetime | None:
 
 
 def peer_mirror_uuids(cluster: Any, pool: str) -> dict[str, str]:
-    """Peer site name -> that site's mirror UUID (its journal client id here)."""
+    """Peer site name -> that site's mirror UUID (its journal client id here).
+
+    Peers belong to the pool: a namespace's ioctx lists none.
+    """
     ioctx = _ioctx(cluster, pool, "")
     try:
         return {str(peer.get("site_name", "")): str(peer.get("mirror_uuid", ""))
