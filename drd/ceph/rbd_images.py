@@ -5,6 +5,7 @@ give every image's mirroring state, instead of one open per image.
 """
 
 import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -217,14 +218,51 @@ def peer_mirror_uuids(cluster: Any, pool: str) -> dict[str, str]:
         ioctx.close()
 
 
-def journal_clients(cluster: Any, ref: ImageRef, image_id: str) -> list[JournalClient]:
-    """Every client of the image's journal with its commit position: one OSD call."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+def journal_clients(cluster: Any, pool: str, namespace: str,
+                    image_ids: list[str]) -> dict[str, list[JournalClient] | CephError]:
+    """Every client of each image's journal with its commit position.
+
+    One OSD call per image, all in flight at once, so a round over many journal
+    images takes about one round trip. A failure is returned for its image alone.
+    """
+    ioctx = _ioctx(cluster, pool, namespace)
     try:
-        _, out = ioctx.execute(f"journal.{image_id}", "journal", "client_list",
-                               encode_client_list_request(), 1 << 16)
-        return decode_client_list(bytes(out))
-    except (rados.Error, DecodeError) as error:
-        raise CephError(f"reading the journal clients of {ref}: {error}") from error
+        request = encode_client_list_request()
+        replies: dict[str, bytes | None] = {}
+
+        def keep(image_id: str) -> Any:
+            return lambda _completion, data: replies.__setitem__(image_id, data)
+
+        pending = {image_id: ioctx.aio_execute(
+            f"journal.{image_id}", "journal", "client_list", request, 1 << 16,
+            oncomplete=keep(image_id)) for image_id in image_ids}
+        found: dict[str, list[JournalClient] | CephError] = {}
+        for image_id, completion in pending.items():
+            completion.wait_for_complete_and_cb()
+            found[image_id] = _client_list(completion.get_return_value(),
+                                           replies.get(image_id),
+                                           f"{pool}/{namespace} {image_id}")
+        return found
+    except rados.Error as error:
+        raise CephError(f"reading journal clients in {pool}/{namespace}: {error}") from error
     finally:
         ioctx.close()
+
+
+def _client_list(code: int, data: bytes | None, where: str) -> list[JournalClient] | CephError:
+    if code < 0 or data is None:
+        return CephError(f"reading the journal clients of {where}: "
+                         f"{os.strerror(-code) if code < 0 else 'no reply'}")
+    try:
+        return decode_client_list(bytes(data))
+    except DecodeError as error:
+        return CephError(f"reading the journal clients of {where}: {error}")
+
+
+def writer_commit_age(cluster: Any) -> float:
+    """`rbd_journal_commit_age` as this host's librbd gets it, central config included.
+
+    Writers commit their journal position that often, so that long is invisible to
+    drd; the site's clients are expected to share this value (see systemd/README.md).
+    """
+    return float(cluster.conf_get("rbd_journal_commit_age"))

@@ -90,7 +90,10 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                 group.create_task(_reload_loop(runtime, options, signals, notifier)),
                 group.create_task(supervised("reconcile", replication.reconcile_loop, metrics)),
                 group.create_task(supervised("snapshots", replication.snapshot_loop, metrics)),
-                group.create_task(supervised("rpo", replication.rpo_loop, metrics)),
+                group.create_task(supervised("journal-rpo", replication.journal_rpo_loop,
+                                             metrics)),
+                group.create_task(supervised("snapshot-rpo", replication.snapshot_rpo_loop,
+                                             metrics)),
             ]
             await signals.stop.wait()
             log.info("stopping: draining in-flight requests",

@@ -2,10 +2,17 @@
 into RPO. Pure.
 
 rbd-mirror on each peer commits how far it has replayed a journal into the journal
-header (every 0.5 s with the lab's tuning); the image's own client ("") commits how
-far the image has applied its writes. Read together, in one call, they say whether a
-peer holds everything the primary holds at that instant. drd samples the primary's
-position over time to date a peer that is behind.
+header (every `rbd_mirror_journal_commit_age`, 0.2 s in the lab); the image's own
+client ("") commits how far the writer has applied its writes (every
+`rbd_journal_commit_age` of the writer's librbd: 5 s by default, 0.2 s in the lab).
+Read together, in one call, they say whether a peer holds everything the primary had
+committed at that instant. drd samples the primary's position over time to date a
+peer that is behind, and adds the writer's commit interval: writes appended since
+the primary's last commit are invisible in the header, so a reading is an upper bound.
+
+Measured here: a peer commits a replayed write only once the replay is flushed,
+which happens on the guest's next flush or after 32 writes in flight, so a writer
+that never flushes shows a peer seconds behind although the data is there.
 """
 
 import struct
@@ -98,6 +105,7 @@ class JournalRpoTracker:
     a peer at that position holds is at most that old.
     """
 
+    writer_commit_age: timedelta = timedelta(0)
     history: deque[tuple[datetime, Position]] = field(
         default_factory=lambda: deque(maxlen=600))
 
@@ -113,14 +121,15 @@ class JournalRpoTracker:
         if peer_client not in by_id:
             return RpoReading(None, None, "the peer has not registered with the journal")
         peer = by_id[peer_client]
+        lag = self.writer_commit_age  # appends the primary has not committed yet
         if master is None or (peer is not None and peer >= master):
-            return RpoReading(timedelta(0), now, "caught up")
+            return RpoReading(lag, now - lag, "caught up")
         # The peer holds entries up to `peer`; the primary was last seen at or before
         # that position at the newest such sample, so the peer's data is that fresh.
         as_of = next((at for at, position in reversed(self.history)
                       if peer is not None and position <= peer), None)
         if as_of is None:
             oldest = self.history[0][0] if self.history else now
-            return RpoReading(now - oldest, oldest,
+            return RpoReading(now - oldest + lag, oldest - lag,
                               "behind since before drd started sampling (a lower bound)")
-        return RpoReading(now - as_of, as_of, "replaying")
+        return RpoReading(now - as_of + lag, as_of - lag, "replaying")

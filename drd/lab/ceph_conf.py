@@ -173,9 +173,10 @@ admin_socket = {daemon_socket}
 [{rbd_mirror_entity(site)}]
 log_file = {daemon_log}
 admin_socket = {daemon_socket}
-# Measured here: these cut journal-mode RPO from 1.8 s to 0.15 s.
+# Measured here: these cut journal-mode RPO from 1.8 s to 0.15 s. The commit age is
+# how often a peer records its replay position, which is all drd sees of it.
 rbd_mirror_journal_poll_age = 0.2
-rbd_mirror_journal_commit_age = 0.5
+rbd_mirror_journal_commit_age = 0.2
 # Notice promotions and new images in seconds rather than half a minute.
 rbd_mirror_image_state_check_interval = 5
 rbd_mirror_pool_replayers_refresh_interval = 5

@@ -138,6 +138,9 @@ def daemon_failed(site_name: str, record: ProcessRecord, how: str) -> LabError:
     )
 
 
+WRITER_JOURNAL_COMMIT_AGE = "0.2"
+
+
 def boot_site(site: SiteSpec, layout: SiteLayout, memstore_bytes: int,
               on_started: RecordProcess) -> SiteRecord:
     """From an empty directory to a settled single-OSD cluster with a mirrored rbd pool."""
@@ -157,6 +160,11 @@ def boot_site(site: SiteSpec, layout: SiteLayout, memstore_bytes: int,
             # only with force, as the option belongs to a module.
             mon_command(cluster, "config set", who="mgr",
                         name="mgr/devicehealth/enable_monitoring", value="false", force=True)
+            # Writers commit their journal position every rbd_journal_commit_age (5 s by
+            # default), and drd cannot see appends newer than that commit: a real site
+            # sets this for its hypervisors the same way, in the config database.
+            mon_command(cluster, "config set", who="client",
+                        name="rbd_journal_commit_age", value=WRITER_JOURNAL_COMMIT_AGE)
             # The mgr is the slowest to become active, so it starts first.
             layout.data_dir("mgr", site.name).mkdir(parents=True, exist_ok=True)
             started.append(start_role(site, record, DaemonRole.MGR, on_started))

@@ -5,7 +5,8 @@ the service's own worker threads with a deadline:
 - reconcile (every RECONCILE_SECONDS, or at once after a policy change) makes
   mirroring match the policies;
 - snapshots (every second) take the mirror snapshots that are due, a few at a time;
-- RPO (every RPO_SECONDS) measures each protected image at each destination.
+- RPO measures each protected image at each destination: journal images every
+  JOURNAL_RPO_SECONDS, snapshot images every SNAPSHOT_RPO_SECONDS.
 """
 
 import asyncio
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -25,7 +26,7 @@ from drd.api.metrics import DaemonMetrics
 from drd.ceph import rbd_images
 from drd.ceph.cluster import CephError, ClusterHandle
 from drd.ceph.rbd_images import PeerImageStatus
-from drd.domain.journal_position import JournalRpoTracker
+from drd.domain.journal_position import JournalClient, JournalRpoTracker
 from drd.domain.protection import Destination, ProtectionSpec, destination_site
 from drd.domain.replication_plan import ImageRef, MirrorMode, Protected
 from drd.domain.rpo import (
@@ -41,11 +42,15 @@ from drd.replication.reconciler import ReconcileReport, reconcile_once
 
 log = structlog.get_logger()
 T = TypeVar("T")
+JournalRound = tuple[float, dict[str, list[JournalClient] | CephError]]
 
 RECONCILE_SECONDS = 15.0
 SNAPSHOT_TICK_SECONDS = 1.0
-RPO_SECONDS = 1.0
-SNAPSHOT_RPO_EVERY = 15  # ticks of RPO_SECONDS; a 1 min interval needs no finer view
+# A journal reading is late by up to one period: 0.25 s keeps that a quarter of the
+# 1 s same-city target, for one OSD call per journal image per period.
+JOURNAL_RPO_SECONDS = 0.25
+SNAPSHOT_RPO_SECONDS = 15.0  # a 1 min snapshot interval needs no finer view
+NEW_IMAGE_SECONDS = 60.0  # how long a new image is retried every second until measured
 CEPH_DEADLINE = 30.0
 SNAPSHOT_CONCURRENCY = 8
 WORKERS = 8
@@ -68,7 +73,8 @@ class ReplicationState:
     statuses: dict[str, list[PeerImageStatus]] = field(default_factory=dict)
     journal_trackers: dict[str, JournalRpoTracker] = field(default_factory=dict)
     peer_uuids: dict[str, dict[str, str]] = field(default_factory=dict)  # pool -> site -> id
-    measured_ids: set[str] = field(default_factory=set)  # protected at the last full pass
+    measured_ids: set[str] = field(default_factory=set)  # with a reading at every target
+    first_seen: dict[str, float] = field(default_factory=dict)  # image id -> monotonic
 
 
 class ReplicationService:
@@ -87,6 +93,8 @@ class ReplicationService:
         # Snapshots get workers of their own: reads for RPO must never delay them.
         self._snapshot_executor = ThreadPoolExecutor(max_workers=SNAPSHOT_CONCURRENCY,
                                                      thread_name_prefix="snapshots")
+        self._journal_executor = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="journal-rpo")
         self.specs: list[ProtectionSpec] = []
         self.state = ReplicationState()
         self.poke = asyncio.Event()
@@ -177,71 +185,121 @@ class ReplicationService:
 
     # --- RPO -------------------------------------------------------------------------
 
-    async def rpo_loop(self) -> None:
-        """Journal images every second (one cheap OSD call each); snapshot images, and
-        the batch of replay statuses, every SNAPSHOT_RPO_EVERY seconds."""
-        tick = 0
+    async def journal_rpo_loop(self) -> None:
+        """Journal images every JOURNAL_RPO_SECONDS: one batch of OSD calls per namespace,
+        on a worker of its own so that snapshot reads never delay it."""
         while True:
             started = time.monotonic()
-            # Images protected since the last full pass are measured at once.
-            known = {p.image_id for p in self._protected()} <= self.state.measured_ids
             try:
-                await self.measure_rpo(full=tick % SNAPSHOT_RPO_EVERY == 0 or not known)
+                await self.measure_journals()
             except (CephError, TimeoutError) as error:
-                log.warning("RPO measurement failed", error=str(error) or "timeout")
-            tick += 1
-            await asyncio.sleep(max(0.0, RPO_SECONDS - (time.monotonic() - started)))
+                log.warning("journal RPO measurement failed", error=str(error) or "timeout")
+            await asyncio.sleep(max(0.0, JOURNAL_RPO_SECONDS - (time.monotonic() - started)))
 
-    async def measure_rpo(self, full: bool = True) -> None:
-        protected = self._protected()
-        if full:
-            pools = sorted({(p.ref.pool, p.ref.namespace) for p in protected})
-            statuses: dict[str, list[PeerImageStatus]] = {}
-            for pool, namespace in pools:
-                read = partial(rbd_images.peer_statuses, pool=pool, namespace=namespace)
-                statuses |= await self._in_thread(partial(self._rpo_handle.run, read))
-            self.state.statuses = statuses
-        due = [p for p in protected if full or p.selection.mode is MirrorMode.JOURNAL]
-        if full:
-            self.state.measured_ids = {p.image_id for p in protected}
+    async def snapshot_rpo_loop(self) -> None:
+        """Snapshot images, and the batch of replay statuses, every SNAPSHOT_RPO_SECONDS.
+
+        An image not measured yet (new, or its copy not created yet) is tried again
+        every second for its first NEW_IMAGE_SECONDS, rather than a round later."""
+        last_full = -SNAPSHOT_RPO_SECONDS
+        while True:
+            started = time.monotonic()
+            if started - last_full >= SNAPSHOT_RPO_SECONDS:
+                last_full = started
+                only = None
+            else:
+                only = self._not_measured_yet(started)
+            if only is None or only:
+                try:
+                    await self.measure_rpo(only)
+                except (CephError, TimeoutError) as error:
+                    log.warning("RPO measurement failed", error=str(error) or "timeout")
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    def _not_measured_yet(self, now: float) -> set[str]:
+        protected = {p.image_id for p in self._protected()}
+        first_seen = self.state.first_seen
+        for image_id in protected - first_seen.keys():
+            first_seen[image_id] = now
+        for image_id in first_seen.keys() - protected:
+            del first_seen[image_id]
+        return {image_id for image_id in protected - self.state.measured_ids
+                if now - first_seen[image_id] < NEW_IMAGE_SECONDS}
+
+    async def measure_rpo(self, only: set[str] | None = None) -> None:
+        """Read every peer status, and measure the snapshot-mode images (`only` those)."""
+        protected = [p for p in self._protected() if only is None or p.image_id in only]
+        statuses: dict[str, list[PeerImageStatus]] = {}
+        for pool, namespace in sorted({(p.ref.pool, p.ref.namespace) for p in protected}):
+            read = partial(rbd_images.peer_statuses, pool=pool, namespace=namespace)
+            statuses |= await self._in_thread(partial(self._rpo_handle.run, read))
+        self.state.statuses = (statuses if only is None
+                               else self.state.statuses | statuses)
         # As many images at a time as there are workers, so that a call's deadline
         # measures the call, not its wait in the executor's queue.
         limit = asyncio.Semaphore(WORKERS)
 
         async def measure(protected: Protected) -> None:
             async with limit:
-                await self._measure_image(protected,
-                                          self.state.statuses.get(protected.image_id, []))
+                primary_snaps = await self._snapshots(self._rpo_handle, protected.ref)
+                newest = [s.created for s in primary_snaps if s.primary]
+                if newest:
+                    self.state.last_snapshot[protected.image_id] = max(newest)
+                await self._measure_image(protected, primary_snaps)
 
-        await asyncio.gather(*(measure(p) for p in due))
+        await asyncio.gather(*(measure(p) for p in protected
+                               if p.selection.mode is MirrorMode.SNAPSHOT))
 
-    async def _measure_image(self, protected: Protected,
-                             statuses: list[PeerImageStatus]) -> None:
+    async def measure_journals(self) -> None:
+        by_namespace: dict[tuple[str, str], list[Protected]] = {}
+        for protected in self._protected():
+            if protected.selection.mode is MirrorMode.JOURNAL:
+                by_namespace.setdefault((protected.ref.pool, protected.ref.namespace),
+                                        []).append(protected)
+        for (pool, namespace), images in by_namespace.items():
+            if pool not in self.state.peer_uuids:
+                self.state.peer_uuids[pool] = await self._in_thread(partial(
+                    self._rpo_handle.run, partial(rbd_images.peer_mirror_uuids, pool=pool)),
+                    executor=self._journal_executor)
+            read = partial(_journal_round, pool=pool, namespace=namespace,
+                           image_ids=[p.image_id for p in images])
+            commit_age, clients = await self._in_thread(
+                partial(self._rpo_handle.run, read), executor=self._journal_executor)
+            for protected in images:
+                tracker = self.state.journal_trackers.setdefault(protected.image_id,
+                                                                 JournalRpoTracker())
+                tracker.writer_commit_age = timedelta(seconds=commit_age)
+                await self._measure_image(protected, [], clients.get(protected.image_id))
+
+    async def _measure_image(self, protected: Protected, primary_snaps: list[MirrorSnapshot],
+                             journal: list[JournalClient] | CephError | None = None) -> None:
         spec = self.spec_of(protected)
         if spec is None:
             return
+        statuses = self.state.statuses.get(protected.image_id, [])
         now = datetime.now(UTC)
-        primary_snaps: list[MirrorSnapshot] = []
-        if protected.selection.mode is MirrorMode.SNAPSHOT:
-            primary_snaps = await self._snapshots(self._rpo_handle, protected.ref)
-            newest = [s.created for s in primary_snaps if s.primary]
-            if newest:
-                self.state.last_snapshot[protected.image_id] = max(newest)
+        measured_all = True
         for target in spec.targets:
             site = destination_site(target.destination, self.own_kind, self.peers)
             peer_status = next((s for s in statuses if s.site == site), None)
-            reading = await self._reading(protected, site, primary_snaps, peer_status, now)
+            if site is None:
+                reading = RpoReading(None, None, "no peer plays this destination from this site")
+            elif protected.selection.mode is MirrorMode.JOURNAL:
+                reading = self._journal_reading(protected, site, journal)
+            else:
+                reading = await self._snapshot_reading(protected, site, primary_snaps, now)
             state = judge_rpo(reading.measured, target.rpo_target)
             self._record(protected, target.destination, target.rpo_target,
                          Measurement(reading, state, peer_status))
+            measured_all = measured_all and reading.measured is not None
+        if measured_all:
+            self.state.measured_ids.add(protected.image_id)
+        else:
+            self.state.measured_ids.discard(protected.image_id)
 
-    async def _reading(self, protected: Protected, site: str | None,
-                       primary_snaps: list[MirrorSnapshot],
-                       peer_status: PeerImageStatus | None, now: datetime) -> RpoReading:
-        if site is None:
-            return RpoReading(None, None, "no peer plays this destination from this site")
-        if protected.selection.mode is MirrorMode.JOURNAL:
-            return await self._journal_reading(protected, site)
+    async def _snapshot_reading(self, protected: Protected, site: str,
+                                primary_snaps: list[MirrorSnapshot],
+                                now: datetime) -> RpoReading:
         handle = self._peer_handles.get(site)
         if handle is None:
             return RpoReading(None, None, f"no ceph_conf for peer {site} in the site config")
@@ -251,22 +309,18 @@ class ReplicationService:
             return RpoReading(None, None, f"cannot read the copy on {site}: {error}")
         return snapshot_rpo(primary_snaps, peer_snaps, now)
 
-    async def _journal_reading(self, protected: Protected, site: str) -> RpoReading:
+    def _journal_reading(self, protected: Protected, site: str,
+                         journal: list[JournalClient] | CephError | None) -> RpoReading:
         pool = protected.ref.pool
-        if site not in self.state.peer_uuids.get(pool, {}):
-            self.state.peer_uuids[pool] = await self._in_thread(partial(
-                self._rpo_handle.run, partial(rbd_images.peer_mirror_uuids, pool=pool)))
-        peer_client = self.state.peer_uuids[pool].get(site)
+        peer_client = self.state.peer_uuids.get(pool, {}).get(site)
         if peer_client is None:
+            # Learn peers added since; the next round uses them.
+            self.state.peer_uuids.pop(pool, None)
             return RpoReading(None, None, f"site {site} is not a mirror peer of pool {pool}")
-        try:
-            clients = await self._in_thread(partial(self._rpo_handle.run, partial(
-                rbd_images.journal_clients, ref=protected.ref, image_id=protected.image_id)))
-        except (CephError, TimeoutError) as error:
-            return RpoReading(None, None, f"cannot read the journal: {error}")
-        tracker = self.state.journal_trackers.setdefault(protected.image_id,
-                                                         JournalRpoTracker())
-        return tracker.observe(datetime.now(UTC), clients, peer_client)
+        if not isinstance(journal, list):
+            return RpoReading(None, None, f"cannot read the journal: {journal}")
+        tracker = self.state.journal_trackers[protected.image_id]
+        return tracker.observe(datetime.now(UTC), journal, peer_client)
 
     async def _snapshots(self, handle: ClusterHandle, ref: ImageRef) -> list[MirrorSnapshot]:
         return await self._in_thread(
@@ -292,9 +346,16 @@ class ReplicationService:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._snapshot_executor.shutdown(wait=False, cancel_futures=True)
+        self._journal_executor.shutdown(wait=False, cancel_futures=True)
         for handle in (self._reconcile_handle, self._snapshot_handle, self._rpo_handle,
                        *self._peer_handles.values()):
             handle.close()
+
+
+def _journal_round(cluster: Any, pool: str, namespace: str,
+                   image_ids: list[str]) -> JournalRound:
+    return (rbd_images.writer_commit_age(cluster),
+            rbd_images.journal_clients(cluster, pool, namespace, image_ids))
 
 
 def _seconds(value: timedelta | None) -> float | None:

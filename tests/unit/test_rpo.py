@@ -102,6 +102,20 @@ def test_an_unchanged_primary_position_stays_fresh_until_it_moves() -> None:
         "the peer lacks only what was written since the last idle sample"
 
 
+def test_the_writers_commit_interval_bounds_every_reading_from_above() -> None:
+    # The primary's header trails its appends by up to the writer's commit interval,
+    # so a peer level with the header may still lack that much of the newest writes.
+    tracker = JournalRpoTracker(writer_commit_age=timedelta(seconds=0.2))
+    level = tracker.observe(NOW, [JournalClient("", Position(1, 10)),
+                                  JournalClient(PEER, Position(1, 10))], PEER)
+    assert level.measured == timedelta(seconds=0.2)
+    behind = tracker.observe(NOW + timedelta(seconds=1),
+                             [JournalClient("", Position(1, 20)),
+                              JournalClient(PEER, Position(1, 10))], PEER)
+    assert behind.measured == timedelta(seconds=1.2)
+    assert behind.data_as_of == NOW - timedelta(seconds=0.2)
+
+
 def test_a_peer_missing_from_the_journal_is_unknown() -> None:
     reading = JournalRpoTracker().observe(NOW, [JournalClient("", Position(1, 1))], PEER)
     assert reading.measured is None
