@@ -1,16 +1,18 @@
 """Make RBD mirroring match the tenants' policies, one idempotent pass at a time.
 
-A pass observes every pool and namespace the policies name (two round trips
-each), plans with the pure `plan_reconcile`, reads the marks of the few mirrored
-images no policy selects any more, and carries the actions out. Each Ceph call is
-retried with backoff; an action that still fails is reported and tried again next
-pass. Blocking: run a pass in a worker thread.
+A pass observes every pool and namespace the policies name (two batch calls each,
+PARALLEL namespaces at a time), plans with the pure `plan_reconcile`, reads the marks
+of the few mirrored images no policy selects any more, and carries the actions out,
+PARALLEL at a time. Each Ceph call is retried with backoff; an action that still
+fails is reported and tried again next pass. Blocking: run a pass in a worker thread.
 """
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -28,8 +30,10 @@ from drd.domain.replication_plan import (
 )
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 ATTEMPTS = 3
+PARALLEL = 8  # namespaces observed, or actions carried out, at once
 
 
 @dataclass(frozen=True)
@@ -67,19 +71,41 @@ def _observe(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
     return rbd_images.observe_pool(cluster, pool, namespace)
 
 
+def _in_parallel(calls: list[Callable[[], T]]) -> list[T]:
+    """Run blocking Ceph calls PARALLEL at a time: librados serves them concurrently,
+    and a pass over many namespaces or images is otherwise a chain of round trips."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(calls)),
+                            thread_name_prefix="reconcile") as workers:
+        # Each call carries the log context (the site) into its worker.
+        futures = [workers.submit(contextvars.copy_context().run, call) for call in calls]
+        return [future.result() for future in futures]
+
+
+def _observe_or_error(handle: ClusterHandle, pool: str,
+                      namespace: str) -> list[ObservedImage] | CephError:
+    try:
+        return cast("list[ObservedImage]", _with_retries(
+            handle, partial(_observe, pool=pool, namespace=namespace)))
+    except CephError as error:
+        log.warning("cannot observe pool", pool=pool, namespace=namespace, error=str(error))
+        return error
+
+
 def reconcile_once(handle: ClusterHandle, selections: list[Selection],
                    production_site: bool) -> ReconcileReport:
     """One full pass over the pools the policies name."""
     observed: list[ObservedImage] = []
     pool_errors: list[str] = []
-    for pool, namespace in sorted({(s.pool, s.namespace) for s in selections}):
-        try:
-            observed += _with_retries(handle, partial(_observe, pool=pool, namespace=namespace))
-        except CephError as error:
-            # One unreadable pool must not stop the others; its images stay as they are.
-            pool_errors.append(str(error))
-            log.warning("cannot observe pool", pool=pool, namespace=namespace,
-                        error=str(error))
+    namespaces = sorted({(s.pool, s.namespace) for s in selections})
+    for found in _in_parallel([partial(_observe_or_error, handle, pool, namespace)
+                               for pool, namespace in namespaces]):
+        # One unreadable pool must not stop the others; its images stay as they are.
+        if isinstance(found, CephError):
+            pool_errors.append(str(found))
+        else:
+            observed += found
     primary_for = primary_tenants(selections, observed, production_site)
     plan = plan_reconcile(selections, observed, primary_for)
     if plan.unknown_marks:
@@ -92,7 +118,8 @@ def reconcile_once(handle: ClusterHandle, selections: list[Selection],
         observed = [replace(i, marked_tenant=marks[i.ref]) if i.ref in marks else i
                     for i in observed]
         plan = plan_reconcile(selections, observed, primary_for)
-    outcomes = tuple(_carry_out(handle, action) for action in plan.actions)
+    outcomes = tuple(_in_parallel([partial(_carry_out, handle, action)
+                                   for action in plan.actions]))
     # Images just mirrored as asked are protected from now on, not from the next pass.
     ids = {image.ref: image.image_id for image in observed}
     newly = tuple(Protected(o.action.ref, ids[o.action.ref], o.action.selection)
