@@ -1,17 +1,17 @@
 """drd's journal RPO algorithm, run by the benchmark ten times as often as the daemon.
 
-The daemon samples each journal image's commit positions once a second and dates a
+The daemon samples each journal image's commit positions every 0.25 s and dates a
 peer's position by the newest sample the primary had not passed yet, so its readings
-come in steps of about a second. This probe reads the same positions (one cls_journal
-call per image) every 0.1 s with the same JournalRpoTracker, from its own thread and
-connection, to show what part of a reading is the sampling step and what is the peer's
-real lag.
+come in steps of that period. This probe reads the same positions (one cls_journal
+call per image) every 0.1 s with the same JournalRpoTracker and the same writer commit
+interval, from its own thread and connection, to show what part of a reading is the
+sampling step and what is the peer's real lag.
 """
 
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,8 @@ class JournalProbe:
     namespace: str
     names: list[str]
     peer_sites: dict[str, str]  # destination -> peer site name, e.g. same_city -> b
-    # (monotonic time, destination, image, measured RPO in s), in the order read
-    readings: list[tuple[float, str, str, float]] = field(default_factory=list)
+    # (monotonic time, destination, image, measured RPO in s, caught up), in order read
+    readings: list[tuple[float, str, str, float, bool]] = field(default_factory=list)
     errors: int = 0
     rounds: int = 0
     failure: str = ""  # why the probe stopped early, if it did
@@ -76,42 +76,48 @@ class JournalProbe:
                               for destination, site in self.peer_sites.items()}
             next_at = time.monotonic()
             while not self._stop.is_set():
-                for image in tracked:
-                    self._sample(cluster, image, destination_of)
+                self._sample(cluster, tracked, destination_of)
                 self.rounds += 1
                 next_at += PERIOD_S
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def _sample(self, cluster: Any, image: _Tracked, destination_of: dict[str, str]) -> None:
-        try:
-            clients = rbd_images.journal_clients(cluster, image.ref, image.image_id)
-        except CephError:
-            self.errors += 1
-            return
+    def _sample(self, cluster: Any, tracked: list[_Tracked],
+                destination_of: dict[str, str]) -> None:
+        commit_age = timedelta(seconds=rbd_images.writer_commit_age(cluster))
+        found = rbd_images.journal_clients(cluster, self.pool, self.namespace,
+                                           [image.image_id for image in tracked])
         now, at = datetime.now(UTC), time.monotonic()
-        for uuid, tracker in image.trackers.items():
-            measured = tracker.observe(now, clients, uuid).measured
-            if measured is not None:
-                self.readings.append((at, destination_of[uuid], image.ref.name,
-                                      measured.total_seconds()))
+        for image in tracked:
+            clients = found[image.image_id]
+            if isinstance(clients, CephError):
+                self.errors += 1
+                continue
+            for uuid, tracker in image.trackers.items():
+                tracker.writer_commit_age = commit_age
+                reading = tracker.observe(now, clients, uuid)
+                if reading.measured is not None:
+                    self.readings.append((at, destination_of[uuid], image.ref.name,
+                                          reading.measured.total_seconds(),
+                                          reading.detail == "caught up"))
 
     def during(self, start: float, end: float) -> dict[str, list[float]]:
         """Destination -> readings taken between two monotonic times."""
         found: dict[str, list[float]] = {}
-        for at, destination, _, value in self.readings:
+        for at, destination, _, value, _ in self.readings:
             if start <= at <= end:
                 found.setdefault(destination, []).append(value)
         return found
 
     def caught_up_after(self, moment: float) -> dict[str, float | None]:
-        """Destination -> seconds after `moment` until every image read 0 (None: never).
+        """Destination -> seconds after `moment` until every image read caught up
+        (None: never).
 
-        An image counts as caught up from its first zero reading after `moment` on, as
+        An image counts as caught up from its first such reading after `moment` on, as
         nothing is written after it."""
         zero_at: dict[tuple[str, str], float] = {}
-        images = {(destination, name) for _, destination, name, _ in self.readings}
-        for at, destination, name, value in self.readings:
-            if at >= moment and value == 0:
+        images = {(destination, name) for _, destination, name, _, _ in self.readings}
+        for at, destination, name, _, caught_up in self.readings:
+            if at >= moment and caught_up:
                 zero_at.setdefault((destination, name), at - moment)
         result: dict[str, float | None] = {}
         for destination in sorted({d for d, _ in images}):

@@ -8,6 +8,13 @@ that due time. Every write is acknowledged by librbd before the next of its imag
     .venv/bin/python bench/rbd_write_load.py --conf CEPH_CONF --namespace NS
         --images a,b,c [--rate 300] [--seconds 150]
 
+With --flush-seconds F (default 0.2), each image's writer also flushes once F seconds
+have passed since its last flush, as a guest's filesystem or database does on commit.
+rbd-mirror records a replayed write as committed only once the replay is flushed, which
+follows the primary's flush events (or 32 writes in flight): a writer that never
+flushes (--flush-seconds 0) leaves every peer's commit position seconds behind data it
+already holds, and drd can only report the commit position.
+
 With --marker-images, every --marker-every'th write of those images goes to block 0
 instead and holds the wall-clock time it was issued (MARKER format): a reader of the
 peer's copy then sees how old the newest data there is, without asking drd or Ceph.
@@ -58,6 +65,7 @@ class Schedule:
     interval: float
     until: float
     marker_every: int = 0  # every n-th write is a marker in block 0; 0: none
+    flush_seconds: float = 0.0  # flush after a write once this long since the last; 0: never
 
 
 def _write_loop(image: Any, load: ImageLoad, schedule: Schedule, stop: threading.Event,
@@ -66,9 +74,12 @@ def _write_loop(image: Any, load: ImageLoad, schedule: Schedule, stop: threading
     chooser = random.Random(seed)  # noqa: S311 (offsets, not secrets)
     number = 0
     every = schedule.marker_every
+    flushed = time.monotonic()
     while not stop.is_set():
         due = schedule.start + number * schedule.interval
         if due >= schedule.until:
+            if schedule.flush_seconds:
+                image.flush()  # the last writes are committed, as a guest's would be
             return
         wait = due - time.monotonic()
         if wait > 0 and stop.wait(wait):
@@ -80,6 +91,9 @@ def _write_loop(image: Any, load: ImageLoad, schedule: Schedule, stop: threading
                 image.write(marker + bytes(BLOCK - MARKER.size), 0)
             else:
                 image.write(os.urandom(BLOCK), chooser.randrange(1, blocks) * BLOCK)
+            if schedule.flush_seconds and time.monotonic() - flushed >= schedule.flush_seconds:
+                image.flush()
+                flushed = time.monotonic()
             load.latencies.append(time.monotonic() - due)
         except rbd.Error:
             load.errors += 1
@@ -87,7 +101,7 @@ def _write_loop(image: Any, load: ImageLoad, schedule: Schedule, stop: threading
 
 
 def run(conf: Path, namespace: str, names: Sequence[str], *, rate: float, seconds: float,
-        markers: dict[str, int]) -> dict[str, Any]:
+        markers: dict[str, int], flush_seconds: float) -> dict[str, Any]:
     """`markers`: image -> write a marker every that many writes."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -103,7 +117,8 @@ def run(conf: Path, namespace: str, names: Sequence[str], *, rate: float, second
             threads = [threading.Thread(
                 target=_write_loop, name=f"write-{load.name}", daemon=True,
                 args=(image, load, Schedule(start + index / rate, 1 / per_image, until,
-                                            markers.get(load.name, 0)), stop, index))
+                                            markers.get(load.name, 0), flush_seconds),
+                      stop, index))
                 for index, (image, load) in enumerate(zip(images, loads, strict=True))]
             cpu_before = time.process_time()
             for thread in threads:
@@ -143,14 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated images that also get time markers in block 0")
     parser.add_argument("--marker-every", type=int, default=3,
                         help="every n-th write of a marker image is a marker (default 3)")
+    parser.add_argument("--flush-seconds", type=float, default=0.2,
+                        help="flush each image this often, 0 for never (default 0.2)")
     args = parser.parse_args(argv)
     names = [name for name in args.images.split(",") if name]
-    if not names or args.rate <= 0 or args.seconds <= 0 or args.marker_every < 1:
+    if not names or args.rate <= 0 or args.seconds <= 0 or args.marker_every < 1 \
+            or args.flush_seconds < 0:
         parser.error("--images, --rate, --seconds and --marker-every must be non-empty "
                      "and positive")
     markers = {name: args.marker_every for name in args.marker_images.split(",") if name}
     print(json.dumps(run(args.conf, args.namespace, names, rate=args.rate,
-                         seconds=args.seconds, markers=markers)), flush=True)
+                         seconds=args.seconds, markers=markers,
+                         flush_seconds=args.flush_seconds)), flush=True)
     return 0
 
 

@@ -13,6 +13,7 @@ only when there was nothing to measure.
 
     .venv/bin/python bench/replication.py [--part all|rpo|scale] [--block 63]
         [--dir /tmp/bench63/lab] [--reuse-lab DIR] [--rate 300] [--load-seconds 150]
+        [--flush-seconds 0.2]
         [--tenants 50] [--images-per-tenant 20] [--steady-seconds 90]
 """
 
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace, results: Results) -> None:
         if args.part in ("all", "rpo"):
             try:
                 results.rpo = replication_rpo.measure(description, api, runner, args.rate,
-                                                      args.load_seconds)
+                                                      args.load_seconds,
+                                                      flush_seconds=args.flush_seconds)
             except (BenchError, CephError) as error:
                 results.problems.append(f"the rpo part could not finish: {error}")
             runner.crashed()
@@ -111,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="rpo: writes per second over the 20 images (default 300)")
     parser.add_argument("--load-seconds", type=float, default=150.0,
                         help="rpo: length of the write load (default 150)")
+    parser.add_argument("--flush-seconds", type=float, default=0.2,
+                        help="rpo: each image flushes this often, 0 for never (default 0.2)")
     parser.add_argument("--tenants", type=int, default=50, help="scale: tenants (default 50)")
     parser.add_argument("--images-per-tenant", type=int, default=20,
                         help="scale: images per tenant (default 20)")
@@ -118,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="scale: steady-state window (default 90)")
     args = parser.parse_args(argv)
     if min(args.rate, args.load_seconds, args.tenants, args.images_per_tenant,
-           args.steady_seconds) <= 0 or args.tenants > 100:
+           args.steady_seconds) <= 0 or args.tenants > 100 or args.flush_seconds < 0:
         parser.error("--rate, --load-seconds, --tenants (at most 100), --images-per-tenant "
-                     "and --steady-seconds must be positive")
+                     "and --steady-seconds must be positive, --flush-seconds at least 0")
     args.dir = (args.dir or Path(tempfile.gettempdir()) / f"bench{args.block}" / "lab").resolve()
     if args.reuse_lab is not None:
         args.reuse_lab = args.reuse_lab.resolve()

@@ -89,7 +89,9 @@ def rpo_rows(run: RpoRun) -> list[Row | str]:
     load = run.load
     rows: list[Row | str] = [
         f"RPO under load: {run.rate:.0f} random 4 KiB writes/s on 20 images for "
-        f"{run.seconds:.0f} s",
+        f"{run.seconds:.0f} s, "
+        + (f"each image flushed every {run.flush_seconds:g} s" if run.flush_seconds
+           else "never flushed"),
         Row("PUT -> every image measured (s)", run.ready_s, 1),
         Row("writes acknowledged", load["done"], 0),
         Row("write rate achieved (/s)", load["achieved_rate"], 1, run.rate, at_most=False),

@@ -72,6 +72,7 @@ class RpoRun:
 
     rate: float
     seconds: float
+    flush_seconds: float  # each image flushes this often; 0: never
     ready_s: float = 0.0  # PUT -> every image and destination has a measured RPO
     load: dict[str, Any] = field(default_factory=dict)  # rbd_write_load.py's JSON
     daemon_cpu_percent: float = 0.0
@@ -132,6 +133,7 @@ def sample_under_load(description: LabDescription, api: DaemonApi, runner: Daemo
     argv = [sys.executable, str(LOAD_GENERATOR), "--conf", str(description.sites["a"].conf),
             "--namespace", NAMESPACE, "--images", ",".join(JOURNAL_IMAGES + SNAPSHOT_IMAGES),
             "--rate", str(run.rate), "--seconds", str(run.seconds),
+            "--flush-seconds", str(run.flush_seconds),
             "--marker-images", ",".join(PROBED_IMAGES), "--marker-every", str(MARKER_EVERY)]
     generator = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
                                  stdin=subprocess.DEVNULL)
@@ -241,8 +243,8 @@ def _differs(checksum: Callable[[], str], wanted: str) -> bool:
 
 
 def measure(description: LabDescription, api: DaemonApi, runner: DaemonRunner,
-            rate: float, seconds: float) -> RpoRun:
-    run = RpoRun(rate=rate, seconds=seconds)
+            rate: float, seconds: float, *, flush_seconds: float) -> RpoRun:
+    run = RpoRun(rate=rate, seconds=seconds, flush_seconds=flush_seconds)
     prepare(description)
     print(f"rpo: 20 images in {POOL}/{NAMESPACE}; PUT {TENANT}'s policy", flush=True)
     wait_protected(description, api, run)
