@@ -39,11 +39,12 @@ class RpoSample:
                    detail=str(row.get("detail", "")))
 
     def staleness_s(self, now: datetime) -> float | None:
-        """For a caught-up journal image, drd dates the reading at the moment it measured:
-        its age is how long ago the RPO loop last reached this image."""
-        if self.data_as_of is None or self.rpo_s != 0:
+        """For a caught-up journal image, drd dates the reading at the moment it measured
+        (less the writer's commit interval, which it also reports as the RPO): its age
+        is how long ago the journal RPO loop last reached this image."""
+        if self.data_as_of is None or self.rpo_s is None or self.detail != "caught up":
             return None
-        return (now - self.data_as_of).total_seconds()
+        return (now - self.data_as_of).total_seconds() - self.rpo_s
 
 
 class DaemonApi:

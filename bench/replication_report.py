@@ -75,7 +75,7 @@ def scale_rows(run: ScaleRun) -> list[Row | str]:
              Row("mirror snapshots taken (ok)", run.snapshots.get("ok", 0), 0),
              Row("  needed at 1m each, for the window", run.images * run.window_s / 60, 0),
              Row("mirror snapshots failed", run.snapshots.get("failed", 0), 0)]
-    rows += _spread("RPO-loop round (s, probe staleness)", run.probe_staleness, None, None)
+    rows += _spread("journal RPO-loop round (s, probe staleness)", run.probe_staleness, None, None)
     for destination in ("same_city", "remote"):
         values = run.rpo.get(destination, [])
         rows.append(Row(f"{destination}: images with a measured RPO", len(values), 0))

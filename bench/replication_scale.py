@@ -6,8 +6,8 @@ own mirroring state (librbd, not drd) says when the first full reconcile is done
 Then the daemon runs with 1,000 protected images and no API load while the benchmark
 reads its reconcile pass time, RSS, CPU and RPO.
 
-Two journal images of tenant bench-probe tell how often the RPO loop comes round:
-drd dates a caught-up journal image's reading at the moment it measured it.
+Two journal images of tenant bench-probe tell how often the journal RPO loop comes
+round: drd dates a caught-up journal image's reading at the moment it measured it.
 """
 
 import time
