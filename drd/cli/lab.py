@@ -118,7 +118,8 @@ def status(lab_dir: Path | None, block: int | None, as_json: bool) -> None:
 
 def _status_table(result: "LabStatus") -> Table:
     table = Table(title=f"drd lab at {result.dir} (block {result.block}, {result.phase})")
-    for column in ("site", "kind", "address", "health", "daemons", "mirror peers"):
+    for column in ("site", "kind", "address", "health", "daemons", "mirror peers",
+                   "object gateway and sync"):
         table.add_column(column)
     for site in result.sites:
         health_style = "green" if site.health == "HEALTH_OK" else "red"
@@ -130,5 +131,6 @@ def _status_table(result: "LabStatus") -> Table:
         health = f"[{health_style}]{site.health}[/]"
         if site.health != "HEALTH_OK" and site.health_detail:
             health += f"\n{site.health_detail}"
-        table.add_row(site.name, site.kind, site.address, health, daemons, peers)
+        gateway = "\n".join([site.rgw_url or "-", *site.object_sync])
+        table.add_row(site.name, site.kind, site.address, health, daemons, peers, gateway)
     return table

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from drd.lab.topology import SiteSpec
+from drd.lab.topology import RGW_PORT, SiteSpec
 
 OSD_ID = 0
 CEPH_KEY_TYPE_AES = 1
@@ -72,6 +72,7 @@ def site_entities(site: SiteSpec) -> list[Entity]:
         Entity(f"mgr.{site.name}", (("mon", "allow profile mgr"), ("osd", "allow *"),
                                     ("mds", "allow *"))),
         Entity(rbd_mirror_entity(site), (("mon", "profile rbd-mirror"), ("osd", "profile rbd"))),
+        Entity(rgw_entity(site), (("mon", "allow rw"), ("osd", "allow rwx"))),
     ]
 
 
@@ -81,6 +82,10 @@ def mon_entity() -> Entity:
 
 def rbd_mirror_entity(site: SiteSpec) -> str:
     return f"client.rbd-mirror.{site.name}"
+
+
+def rgw_entity(site: SiteSpec) -> str:
+    return f"client.rgw.{site.name}"
 
 
 def new_ceph_key(secret: bytes, created: datetime) -> str:
@@ -180,4 +185,19 @@ rbd_mirror_journal_commit_age = 0.2
 # Notice promotions and new images in seconds rather than half a minute.
 rbd_mirror_image_state_check_interval = 5
 rbd_mirror_pool_replayers_refresh_interval = 5
+
+[client]
+# Multisite log shards: every gateway polls each of them, and radosgw-admin must
+# agree with the gateways, hence [client]. 16 instead of 128 and 64 keeps three idle
+# gateways on two cores light; a real site keeps the defaults.
+rgw_data_log_num_shards = 16
+rgw_md_log_max_shards = 16
+
+[{rgw_entity(site)}]
+log_file = {daemon_log}
+admin_socket = {daemon_socket}
+rgw_frontends = beast endpoint={site.address}:{RGW_PORT}
+rgw_zone = {site.name}
+# 512 request threads by default; a lab gateway serves a test at a time.
+rgw_thread_pool_size = 32
 """

@@ -4,7 +4,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from drd.lab.ceph_conf import OSD_ID, rbd_mirror_entity
+from drd.lab.ceph_conf import OSD_ID, rbd_mirror_entity, rgw_entity
 from drd.lab.description import DaemonRole
 from drd.lab.topology import SiteSpec
 
@@ -30,6 +30,9 @@ def daemon_command(role: DaemonRole, site: SiteSpec, conf: Path) -> DaemonComman
     if role is DaemonRole.MGR:
         return DaemonCommand(role, f"mgr.{site.name}",
                              ["ceph-mgr", "-f", "-c", str(conf), "-i", site.name], {})
+    if role is DaemonRole.RGW:
+        return DaemonCommand(role, rgw_entity(site),
+                             ["radosgw", "-f", "-c", str(conf), "-n", rgw_entity(site)], {})
     if role is DaemonRole.DRD:
         drd_config = conf.parent / DRD_DIR / "drd.yaml"
         # The interpreter running the lab runs the daemon too, so both are one install.
@@ -64,4 +67,6 @@ REQUIRED_BINARIES: dict[str, str] = {
     "ceph-osd": "ceph-osd",
     "ceph-mgr": "ceph-mgr",
     "rbd-mirror": "rbd-mirror",
+    "radosgw": "radosgw",
+    "radosgw-admin": "radosgw",
 }

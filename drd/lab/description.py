@@ -28,6 +28,7 @@ class DaemonRole(StrEnum):
     OSD = "osd"
     MGR = "mgr"
     RBD_MIRROR = "rbd-mirror"
+    RGW = "rgw"
     DRD = "drd"
 
 
@@ -36,12 +37,13 @@ class DaemonRole(StrEnum):
 # last, so the others can still report to them.
 STOP_ORDER: tuple[tuple[DaemonRole, ...], ...] = (
     (DaemonRole.DRD,),
-    (DaemonRole.RBD_MIRROR,),
+    (DaemonRole.RBD_MIRROR, DaemonRole.RGW),
     (DaemonRole.MGR, DaemonRole.OSD),
     (DaemonRole.MON,),
 )
 START_ORDER: tuple[DaemonRole, ...] = (
-    DaemonRole.MON, DaemonRole.OSD, DaemonRole.MGR, DaemonRole.RBD_MIRROR, DaemonRole.DRD,
+    DaemonRole.MON, DaemonRole.OSD, DaemonRole.MGR, DaemonRole.RBD_MIRROR, DaemonRole.RGW,
+    DaemonRole.DRD,
 )
 
 
@@ -75,6 +77,8 @@ class SiteRecord(_Model):
     rbd_pool: str = "rbd"
     drd_config: Path | None = Field(default=None, description="the site config of its drd daemon")
     api_url: str | None = Field(default=None, description="base URL of its drd daemon's API")
+    rgw_zone: str | None = Field(default=None, description="the RGW zone its gateway serves")
+    rgw_url: str | None = Field(default=None, description="S3 endpoint of its gateway")
     processes: list[ProcessRecord] = Field(default_factory=list)
 
     def process(self, role: DaemonRole) -> ProcessRecord | None:
@@ -102,6 +106,9 @@ class LabDescription(_Model):
     mirror_peers: list[MirrorPeerRecord] = Field(default_factory=list)
     operator_token_file: Path | None = Field(
         default=None, description="0600 file with an operator token valid on every site's daemon")
+    rgw_realm: str | None = Field(default=None, description="the RGW multisite realm")
+    rgw_system_keys_file: Path | None = Field(
+        default=None, description="0600 JSON file with the multisite system user's S3 keys")
 
     def all_processes(self) -> list[tuple[SiteRecord, ProcessRecord]]:
         return [(site, proc) for site in self.sites.values() for proc in site.processes]

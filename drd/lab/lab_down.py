@@ -15,6 +15,7 @@ from drd.lab.lab_store import load_description
 GRACE_SECONDS: dict[DaemonRole, float] = {
     DaemonRole.DRD: 8.0,  # it drains for up to 5 s (--drain-seconds in the lab)
     DaemonRole.RBD_MIRROR: 3.0,
+    DaemonRole.RGW: 5.0,
     DaemonRole.MGR: 5.0,
     DaemonRole.OSD: 8.0,
     DaemonRole.MON: 5.0,

@@ -1,4 +1,5 @@
-"""`drd lab status`: per site, health, which daemons run, and the mirroring peers."""
+"""`drd lab status`: per site, health, which daemons run, the mirroring peers, and the
+object gateway with its multisite sync state."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -6,6 +7,8 @@ from pydantic import BaseModel
 
 from drd.ceph.cluster import CephError, cluster_health, connect
 from drd.ceph.rbd_mirror_setup import list_peers
+from drd.ceph.rgw_admin import RgwAdmin, RgwAdminError
+from drd.domain.rgw_sync_status import parse_sync_status
 from drd.lab import processes
 from drd.lab.description import LabDescription, SiteRecord
 
@@ -34,6 +37,8 @@ class SiteStatus(BaseModel):
     daemons: list[DaemonStatus]
     registered_services: dict[str, int]
     mirror_peers: list[PeerStatus]
+    rgw_url: str | None = None
+    object_sync: list[str] = []  # one line per source: metadata, then each zone's data
 
 
 class LabStatus(BaseModel):
@@ -65,7 +70,19 @@ def site_status(site: SiteRecord) -> SiteStatus:
         detail = str(error)
     return SiteStatus(name=site.name, kind=site.kind.value, address=site.address,
                       health=health, health_detail=detail, daemons=daemons,
-                      registered_services=services, mirror_peers=peers)
+                      registered_services=services, mirror_peers=peers,
+                      rgw_url=site.rgw_url, object_sync=_object_sync(site))
+
+
+def _object_sync(site: SiteRecord) -> list[str]:
+    if site.rgw_zone is None:
+        return []
+    try:
+        text = RgwAdmin(site.conf, timeout=STATUS_TIMEOUT * 2).text(
+            "sync", "status", "--rgw-zone", site.rgw_zone)
+    except RgwAdminError as error:
+        return [f"unknown: {error}"]
+    return [source.summary() for source in parse_sync_status(text)]
 
 
 def lab_status(description: LabDescription) -> LabStatus:

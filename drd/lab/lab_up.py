@@ -32,6 +32,7 @@ from drd.lab.drd_files import OPERATOR_TOKEN_FILE, mint_secrets, write_drd_files
 from drd.lab.errors import LabError
 from drd.lab.lab_down import stop_lab_processes
 from drd.lab.lab_store import load_description, save_description
+from drd.lab.rgw_lab import start_gateways
 from drd.lab.site_boot import (
     boot_site,
     check_address_free,
@@ -113,6 +114,7 @@ def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
             start_role(site, description.sites[site.name], DaemonRole.RBD_MIRROR,
                        record_process)
         _wait_mirror_daemons(description, sites)
+        start_gateways(description, sites, record_process, report)
         _start_drd_daemons(description, sites, record_process)
         report(f"drd daemons up on port {DRD_API_PORT}; operator token in "
                f"{description.operator_token_file}")

@@ -21,6 +21,7 @@ KNOWN_SITES: dict[str, tuple[SiteKind, int]] = {
 LAB_TENANTS = ("water", "transport")
 MON_PORT = 3300
 DRD_API_PORT = 8470
+RGW_PORT = 8480
 DEFAULT_BLOCK = 0
 MAX_BLOCK = 255
 
@@ -42,6 +43,10 @@ class SiteSpec:
     @property
     def api_url(self) -> str:
         return f"http://{self.address}:{DRD_API_PORT}"
+
+    @property
+    def rgw_url(self) -> str:
+        return f"http://{self.address}:{RGW_PORT}"
 
 
 def parse_sites(text: str) -> list[str]:

@@ -54,8 +54,13 @@ def test_status_of_the_three_site_lab_reports_health_daemons_and_peers(
     for site in sites.values():
         assert site["health"] == "HEALTH_OK", site["health_detail"]
         assert {d["role"] for d in site["daemons"] if d["running"]} == \
-            {"mon", "osd", "mgr", "rbd-mirror", "drd"}
+            {"mon", "osd", "mgr", "rbd-mirror", "rgw", "drd"}
         assert site["registered_services"].get("rbd-mirror") == 1
+        # Each gateway syncs metadata and the data of both other zones.
+        assert site["rgw_url"] == f"http://{site['address']}:8480"
+        sources = {line.split(":")[0] for line in site["object_sync"]}
+        assert sources == {"metadata"} | ({"a", "b", "c"} - {site["name"]}), \
+            site["object_sync"]
     peers = {name: {(p["site"], p["direction"]) for p in site["mirror_peers"]}
              for name, site in sites.items()}
     assert ("b", "rx-tx") in peers["a"]

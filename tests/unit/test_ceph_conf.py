@@ -106,6 +106,8 @@ def test_site_entities_carry_the_caps_each_daemon_needs() -> None:
         "osd.0": {"mon": "allow profile osd", "mgr": "allow profile osd", "osd": "allow *"},
         "mgr.b": {"mon": "allow profile mgr", "osd": "allow *", "mds": "allow *"},
         "client.rbd-mirror.b": {"mon": "profile rbd-mirror", "osd": "profile rbd"},
+        # radosgw creates its zone's pools on first use, hence osd rwx and mon rw
+        "client.rgw.b": {"mon": "allow rw", "osd": "allow rwx"},
     }
 
 
@@ -155,6 +157,7 @@ def test_every_path_in_ceph_conf_lies_inside_the_site_root() -> None:
         ("osd", "osd_data"), ("osd", "log_file"), ("osd", "admin_socket"),
         ("mgr", "mgr_data"), ("mgr", "log_file"), ("mgr", "admin_socket"),
         ("client.rbd-mirror.a", "log_file"), ("client.rbd-mirror.a", "admin_socket"),
+        ("client.rgw.a", "log_file"), ("client.rgw.a", "admin_socket"),
     }
     outside = {where: value for where, value in paths.items()
                if not value.startswith("$mon_data/") and not Path(value).is_relative_to(ROOT)}

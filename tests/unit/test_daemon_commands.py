@@ -26,6 +26,8 @@ FSID = "8d3a1c2e-5b7f-4c1a-9e0d-2f6b8a4c7e91"
         (DaemonRole.MON, "mon.b", ["ceph-mon", "-f", "-c", str(CONF), "-i", "b"]),
         (DaemonRole.OSD, "osd.0", ["ceph-osd", "-f", "-c", str(CONF), "-i", "0"]),
         (DaemonRole.MGR, "mgr.b", ["ceph-mgr", "-f", "-c", str(CONF), "-i", "b"]),
+        (DaemonRole.RGW, "client.rgw.b",
+         ["radosgw", "-f", "-c", str(CONF), "-n", "client.rgw.b"]),
     ],
 )
 def test_core_daemons_run_in_the_foreground_on_the_site_conf(

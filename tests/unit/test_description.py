@@ -146,7 +146,8 @@ def test_process_of_a_role_not_started_is_none() -> None:
 
 def test_lab_down_stops_drd_then_rbd_mirror_and_monitors_last() -> None:
     assert STOP_ORDER[0] == (DaemonRole.DRD,)
-    assert STOP_ORDER[1] == (DaemonRole.RBD_MIRROR,)
+    # both hang on SIGTERM once their peers are gone, so they go before the cluster
+    assert STOP_ORDER[1] == (DaemonRole.RBD_MIRROR, DaemonRole.RGW)
     assert STOP_ORDER[-1] == (DaemonRole.MON,)
 
 
