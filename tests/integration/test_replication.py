@@ -24,7 +24,14 @@ from drd.ceph import rbd_images
 from drd.ceph.cluster import CephError, connect
 from drd.domain.replication_plan import ImageRef
 from drd.lab.description import LabDescription, SiteRecord
-from tests.integration.rbd_images import MiB, image_sha256, pool, random_bytes, write
+from tests.integration.rbd_images import (
+    MiB,
+    image_sha256,
+    pool,
+    random_bytes,
+    wait_journal_peers,
+    write,
+)
 
 RUN = uuid.uuid4().hex[:6]  # a lab reused across runs keeps older images
 IMAGES = [f"rep-{RUN}-{n:02d}" for n in range(20)]
@@ -113,6 +120,7 @@ def test_a_policy_mirrors_its_twenty_images_in_journal_mode_and_they_arrive_in_t
     assert set(infos) == set(IMAGES), "the bystander no policy selects stays unmirrored"
     assert all(info["mode"] == rbd.RBD_MIRROR_IMAGE_MODE_JOURNAL and info["primary"]
                for info in infos.values())
+    wait_journal_peers(a, IMAGES, namespace="water")
 
     for name in IMAGES:
         write(a, name, 0, water_images[name], namespace="water")
