@@ -49,30 +49,32 @@ def create_mirrored_image(site: SiteRecord, name: str, size: int, mode: str) -> 
 
 
 def wait_journal_peers(site: SiteRecord, names: list[str], namespace: str = "",
-                       timeout: float = 60.0) -> None:
-    """Wait until every peer's rbd-mirror has registered with each image's journal.
+                       timeout: float = 120.0) -> None:
+    """Wait until every peer's rbd-mirror reports each image up and replaying.
 
     Writing a journaled image while rbd-mirror bootstraps it crashes Ceph 16.2.15 here,
     in the writer or in rbd-mirror (`~ImageWatcher`: FAILED ceph_assert(m_pending_ops
-    == 0)), in about one round in two of 20 images written right after enabling.
+    == 0)), in about one round in two of 20 images written right after enabling. The
+    peers' journal clients appear early in the bootstrap, so they are not enough;
+    "replaying" is its end (reported up to 30 s late, which this wait pays).
     """
     deadline = time.monotonic() + timeout
     with connect(site.conf) as cluster:
-        peers = set(rbd_images.peer_mirror_uuids(cluster, site.rbd_pool).values())
+        peers = set(rbd_images.peer_mirror_uuids(cluster, site.rbd_pool))
         with pool(site, namespace) as ioctx:
             ids = [i["id"] for i in rbd.RBD().list2(ioctx) if i["name"] in names]
         assert len(ids) == len(names), f"not all of {names} exist"
         while True:
-            found = rbd_images.journal_clients(cluster, site.rbd_pool, namespace, ids)
-            waiting = [image_id for image_id, clients in found.items()
-                       if not isinstance(clients, list)
-                       or not peers <= {client.client_id for client in clients}]
+            statuses = rbd_images.peer_statuses(cluster, site.rbd_pool, namespace)
+            waiting = [image_id for image_id in ids
+                       if {s.site for s in statuses.get(image_id, [])
+                           if s.up and s.state == "replaying"} != peers]
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"{len(waiting)} of {len(ids)} images have no journal "
-                                     f"client for every peer after {timeout:.0f} s")
-            time.sleep(0.5)
+                raise AssertionError(f"{len(waiting)} of {len(ids)} images are not replaying "
+                                     f"on every peer after {timeout:.0f} s")
+            time.sleep(1.0)
 
 
 def write(site: SiteRecord, name: str, offset: int, data: bytes, namespace: str = "") -> None:
