@@ -95,6 +95,10 @@ class ReplicationService:
                                                      thread_name_prefix="snapshots")
         self._journal_executor = ThreadPoolExecutor(max_workers=1,
                                                     thread_name_prefix="journal-rpo")
+        # A pass waits for no RPO read queued ahead of it, and its time measures the
+        # pass: sharing the workers made a 0.2 s pass read 2-3 s at 1,000 images.
+        self._reconcile_executor = ThreadPoolExecutor(max_workers=1,
+                                                      thread_name_prefix="reconcile-pass")
         self.specs: list[ProtectionSpec] = []
         self.state = ReplicationState()
         self.poke = asyncio.Event()
@@ -136,7 +140,7 @@ class ReplicationService:
         # its own timeout, and the loop awaits the pass, so passes never overlap.
         report = await self._in_thread(
             lambda: reconcile_once(self._reconcile_handle, selections, production),
-            deadline=None)
+            deadline=None, executor=self._reconcile_executor)
         self._metrics.reconcile_duration.set(time.monotonic() - started)
         for outcome in report.outcomes:
             self._metrics.reconcile_actions.labels(
@@ -347,6 +351,7 @@ class ReplicationService:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._snapshot_executor.shutdown(wait=False, cancel_futures=True)
         self._journal_executor.shutdown(wait=False, cancel_futures=True)
+        self._reconcile_executor.shutdown(wait=False, cancel_futures=True)
         for handle in (self._reconcile_handle, self._snapshot_handle, self._rpo_handle,
                        *self._peer_handles.values()):
             handle.close()
