@@ -59,6 +59,20 @@ class DaemonMetrics:
         self.mirror_snapshots = Counter(
             "drd_mirror_snapshots", "mirror snapshots drd took", ["result"],
             registry=self.registry)
+        lag_labels = ["tenant", "bucket", "destination"]
+        self.bucket_lag = Gauge(
+            "drd_bucket_sync_lag_seconds",
+            "age of the oldest change of the bucket not yet applied at the destination zone",
+            lag_labels, registry=self.registry)
+        self.bucket_lag_target = Gauge("drd_bucket_sync_lag_target_seconds",
+                                       "the tenant's sync-lag target", lag_labels,
+                                       registry=self.registry)
+        self.bucket_stuck_shards = Gauge(
+            "drd_bucket_sync_stuck_shards", "bucket index shards whose sync is not moving",
+            lag_labels, registry=self.registry)
+        self.bucket_sync_repairs = Counter(
+            "drd_bucket_sync_repairs", "`bucket sync run` drd ran for a stuck bucket",
+            ["result"], registry=self.registry)
         self.loop_crashes = Counter(
             "drd_loop_crashes", "crashes of a daemon loop (it is restarted)", ["loop"],
             registry=self.registry)

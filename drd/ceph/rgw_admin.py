@@ -42,17 +42,18 @@ class S3Keys:
 
 @dataclass(frozen=True)
 class RgwAdmin:
-    """radosgw-admin against one site's cluster, as that site's client.admin."""
+    """radosgw-admin against one site's cluster, as cephx user `client`."""
 
     conf: Path
     timeout: float = DEFAULT_TIMEOUT
+    client: str = "admin"  # cephx id, without "client."
 
     def text(self, *args: str, keys: S3Keys | None = None) -> str:
         """Run one command; its stdout. Raises RgwAdminError."""
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
         if keys is not None:
             env["CEPH_ARGS"] = keys.as_ceph_args()
-        argv = ["-c", str(self.conf), *args]
+        argv = ["-c", str(self.conf), f"--id={self.client}", *args]
         shown = " ".join([RADOSGW_ADMIN, *argv])
         try:
             result = sh.Command(RADOSGW_ADMIN)(*argv, _env=env, _timeout=self.timeout,

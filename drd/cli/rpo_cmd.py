@@ -25,9 +25,11 @@ def _seconds(value: float | None) -> str:
 @api_options
 def rpo(tenant: str | None, url: str | None, config: Path | None, token_file: Path | None,
         as_json: bool) -> None:
-    """Target, measured RPO and state (OK, WARN over 1x target, BREACH over 2x).
+    """Target, measured RPO and state (OK, WARN over 1x target, BREACH over 2x), of
+    every protected image and, where the site runs RGW, the sync lag of every selected
+    bucket.
 
-    Exit 3 when any image is in BREACH.
+    Exit 3 when any image or bucket is in BREACH.
     """
     target = resolve_target(url, config, token_file)
     path = "/v1/rpo" + (f"?tenant={tenant}" if tenant else "")
@@ -45,8 +47,24 @@ def rpo(tenant: str | None, url: str | None, config: Path | None, token_file: Pa
             table.add_row(row.tenant, row.image, f"{row.destination} ({row.site or '-'})",
                           _seconds(row.rpo_target_seconds), _seconds(row.rpo_seconds),
                           f"[{style}]{row.rpo_state}[/]", row.detail)
-        Console().print(table)
-        click.echo(f"{len(report.rows)} image destinations, {report.warnings} WARN, "
-                   f"{report.breaches} BREACH")
+        console = Console()
+        console.print(table)
+        if report.buckets:
+            console.print(_bucket_table(report, now))
+        click.echo(f"{len(report.rows)} image destinations, {len(report.buckets)} bucket "
+                   f"destinations, {report.warnings} WARN, {report.breaches} BREACH")
     if report.breaches:
         fail_unhealthy()
+
+
+def _bucket_table(report: RpoReport, now: datetime) -> Table:
+    table = Table(title=f"Bucket sync lag, measured {now:%Y-%m-%d %H:%M:%S} UTC")
+    for column in ("tenant", "bucket", "destination", "target", "lag", "state", "detail"):
+        table.add_column(column)
+    for row in report.buckets:
+        style = STATE_STYLE.get(row.lag_state, "")
+        detail = row.detail + (f"; STUCK, repair: {row.repair}" if row.stuck_shards else "")
+        table.add_row(row.tenant, row.bucket, f"{row.destination} ({row.site or '-'})",
+                      _seconds(row.lag_target_seconds), _seconds(row.lag_seconds),
+                      f"[{style}]{row.lag_state}[/]", detail)
+    return table

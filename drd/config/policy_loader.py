@@ -29,10 +29,12 @@ def load_policy(path: Path, site_config: SiteConfig | None = None) -> TenantPoli
                     extra_rules=_rules(path, site_config))
 
 
-def validate_policy_text(text: str, path: Path, site_config: SiteConfig) -> TenantPolicy:
-    """Validate a policy that arrived as text (an API body) as if it were at `path`."""
+def validate_policy_text(text: str, path: Path, site_config: SiteConfig,
+                         more_rules: Sequence[ExtraRule[TenantPolicy]] = ()) -> TenantPolicy:
+    """Validate a policy that arrived as text (an API body) as if it were at `path`;
+    `more_rules` are rules that needed the cluster, such as who owns a bucket."""
     return validate(TenantPolicy, parse_yaml(text, str(path)),
-                    extra_rules=_rules(path, site_config))
+                    extra_rules=[*_rules(path, site_config), *more_rules])
 
 
 def _rules(path: Path, site_config: SiteConfig | None) -> list[ExtraRule[TenantPolicy]]:

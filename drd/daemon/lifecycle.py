@@ -20,6 +20,7 @@ from drd import __version__
 from drd.api.app import create_app
 from drd.api.metrics import DaemonMetrics
 from drd.ceph.cluster import ClusterHandle
+from drd.ceph.rgw_admin import RgwAdmin
 from drd.daemon.ceph_probe import CephProbe, ceph_probe_loop
 from drd.daemon.config_load import ConfigLoadError, load_config_bundle, reload_refusals
 from drd.daemon.heartbeat import heartbeat_loop
@@ -29,6 +30,7 @@ from drd.daemon.sd_notify import SystemdNotifier
 from drd.daemon.supervisor import supervised
 from drd.domain.access import Principal, RoleKind
 from drd.domain.site_config import SiteConfig
+from drd.replication.bucket_sync import BucketSyncService, ZonePeer
 from drd.replication.policies import PolicyBook
 from drd.replication.service import ReplicationService
 from drd.state.store import StateStore
@@ -63,7 +65,8 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     store = await asyncio.to_thread(StateStore.open, config.paths.state_dir, config.site.name)
     metrics = DaemonMetrics(config.site.name, config.site.kind.value, __version__)
     replication = _replication_service(config, metrics)
-    policy_book = PolicyBook(replication)
+    objects = _bucket_sync_service(config, metrics)
+    policy_book = PolicyBook(replication, objects)
     await policy_book.load(config)
     runtime = SiteRuntime(loaded=loaded, store=store, metrics=metrics, started_at=started_at,
                           tick_seconds=TICK_SECONDS, probe_seconds=PROBE_SECONDS,
@@ -95,6 +98,9 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                 group.create_task(supervised("snapshot-rpo", replication.snapshot_rpo_loop,
                                              metrics)),
             ]
+            if objects is not None:
+                tasks.append(group.create_task(supervised("bucket-sync", objects.loop,
+                                                          metrics)))
             await signals.stop.wait()
             log.info("stopping: draining in-flight requests",
                      grace_seconds=options.drain_seconds)
@@ -120,6 +126,21 @@ def _replication_service(config: SiteConfig, metrics: DaemonMetrics) -> Replicat
     return ReplicationService(own_kind=config.site.kind,
                               peers={peer.name: peer.kind for peer in config.peers},
                               local=local, peer_handles=peer_handles, metrics=metrics)
+
+
+def _bucket_sync_service(config: SiteConfig,
+                         metrics: DaemonMetrics) -> BucketSyncService | None:
+    """Bucket sync is watched only where this site names its RGW zone."""
+    if config.ceph.rgw_zone is None:
+        return None
+    zone_peers = {peer.name: ZonePeer(peer.name, peer.rgw_zone,
+                                         RgwAdmin(peer.ceph_conf, client=config.ceph.client))
+                  for peer in config.peers
+                  if peer.rgw_zone is not None and peer.ceph_conf is not None}
+    return BucketSyncService(own_kind=config.site.kind, own_zone=config.ceph.rgw_zone,
+                             admin=RgwAdmin(config.ceph.conf, client=config.ceph.client),
+                             peers={peer.name: peer.kind for peer in config.peers},
+                             zone_peers=zone_peers, metrics=metrics)
 
 
 def _install_signal_handlers() -> Signals:

@@ -120,7 +120,7 @@ class SiteRuntime:
     # --- DaemonContext -------------------------------------------------------------
 
     def status(self, now: datetime) -> SiteStatus:
-        rpo = rpo_report(self.policy_book.service)
+        rpo = rpo_report(self.policy_book.service, objects=self.policy_book.objects)
         return SiteStatus(
             site=self.config.site.name, kind=self.config.site.kind, version=__version__,
             started_at=self.started_at,
@@ -174,10 +174,10 @@ class SiteRuntime:
                    started_at=r.started_at, finished_at=r.finished_at) for r in runs])
 
     def tenant_protection(self, tenant: str) -> TenantProtection:
-        return tenant_protection(self.policy_book.service, tenant)
+        return tenant_protection(self.policy_book.service, tenant, self.policy_book.objects)
 
     def rpo_report(self, tenant: str | None) -> RpoReport:
-        return rpo_report(self.policy_book.service, tenant)
+        return rpo_report(self.policy_book.service, tenant, self.policy_book.objects)
 
     async def put_policy(self, tenant: str, text: str) -> PolicyAccepted:
         policy = await self.policy_book.put(self.config, tenant, text)

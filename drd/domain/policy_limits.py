@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from drd.domain.durations import format_duration
 from drd.domain.rules import FieldPath, RuleViolation
-from drd.domain.site_config import EVERY_NAMESPACE, PoolGrant, SiteConfig
+from drd.domain.site_config import SiteConfig
+from drd.domain.tenant_grants import EVERY_NAMESPACE, PoolGrant
 from drd.domain.tenant_policy import BlockSelection, TenantPolicy, image_spec
 
 
@@ -27,6 +28,15 @@ def policy_platform_issues(policy: TenantPolicy, config: SiteConfig) -> list[Rul
             issues += _grant_issues(policy.tenant, selection, tenants[policy.tenant].grants,
                                     path)
         issues += _limit_issues(selection, config, path)
+    minimum = config.limits.min_sync_lag_target
+    for index, objects in enumerate(policy.protection.object):
+        for name, destination in (("same_city", objects.same_city),
+                                  ("remote", objects.remote)):
+            if destination is not None and destination.lag_target < minimum:
+                issues.append(RuleViolation(
+                    ("protection", "object", index, name, "lag_target"),
+                    _too_short(destination.lag_target, "sync-lag target", minimum,
+                               "min_sync_lag_target", config)))
     return issues
 
 

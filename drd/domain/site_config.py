@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from drd.domain.durations import PositiveDuration
 from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site import SiteKind
-from drd.domain.tenant_policy import NAMESPACE_PATTERN, PoolName, TenantName
+from drd.domain.tenant_grants import PlatformLimits, TenantGrants
+from drd.domain.tenant_policy import TenantName
 
 SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 CEPHX_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -27,6 +27,9 @@ _HOSTNAME = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
 _DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 _MAX_PORT = 65535
 _MAX_PEERS = 2  # three sites: this one, its same-city partner and the remote site
+
+
+RgwZoneName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 def _site_name(value: str) -> str:
@@ -142,6 +145,11 @@ class CephSettings(_Section):
                                examples=["/etc/ceph/ceph.conf"])
     client: CephxId = Field(description="cephx id drd authenticates as, without 'client.'.",
                             examples=["admin"])
+    rgw_zone: RgwZoneName | None = Field(
+        default=None, description="RGW multisite zone of this site's object gateways; "
+                                  "omit if the site runs none. drd watches bucket sync "
+                                  "only between sites that name their zone.",
+        examples=["a"])
 
 
 class ApiSettings(_Section):
@@ -189,6 +197,10 @@ class PeerConfig(_Section):
         default=None, description="ceph.conf for reaching the peer's cluster from here; "
                                   "omit if this site never talks to it directly.",
         examples=["/etc/ceph/b.conf"])
+    rgw_zone: RgwZoneName | None = Field(
+        default=None, description="The peer's RGW zone, as in its own ceph.rgw_zone; "
+                                  "needs ceph_conf, to read that zone's sync state.",
+        examples=["b"])
 
 
 class HeartbeatSettings(_Section):
@@ -216,57 +228,6 @@ class LogSettings(_Section):
                                         "Default info.", examples=["info"])
 
 
-EVERY_NAMESPACE = "*"
-
-
-def _granted_namespace(value: str) -> str:
-    if value != EVERY_NAMESPACE and not re.fullmatch(NAMESPACE_PATTERN, value):
-        raise ValueError(f"{value!r} is not an RBD namespace: use '*' for every namespace, "
-                         f"'' for the pool's default namespace, or a name of letters, "
-                         f"digits, '_', '.' or '-'")
-    return value
-
-
-GrantedNamespace = Annotated[str, AfterValidator(_granted_namespace),
-                             Field(json_schema_extra={"anyOf": [
-                                 {"const": EVERY_NAMESPACE}, {"pattern": NAMESPACE_PATTERN}]})]
-
-
-class PoolGrant(_Section):
-    """One pool, or one namespace of it, that a tenant's policy may select images from."""
-
-    pool: PoolName = Field(description="Ceph pool the tenant may select images from.",
-                           examples=["rbd"])
-    namespace: GrantedNamespace = Field(
-        description="RBD namespace of that pool: a name, '' for the pool's default "
-                    "namespace, or '*' for every namespace of the pool.", examples=["water"])
-
-    def allows(self, pool: str, namespace: str) -> bool:
-        """Whether this grant covers images in `pool`/`namespace`."""
-        return self.pool == pool and self.namespace in (EVERY_NAMESPACE, namespace)
-
-
-class TenantGrants(_Section):
-    """What one tenant is allowed to protect on this platform."""
-
-    grants: tuple[PoolGrant, ...] = Field(
-        default=(), description="Pools and namespaces the tenant's policy may select; "
-                                "default none.")
-
-
-class PlatformLimits(_Section):
-    """Bounds every tenant policy must stay within, set by the platform operator."""
-
-    min_snapshot_interval: PositiveDuration = Field(
-        default="1m", validate_default=True,
-        description="Shortest mirror snapshot interval a policy may ask for; shorter ones "
-                    "load the cluster with snapshots. Default 1m.", examples=["1m"])
-    min_rpo_target: PositiveDuration = Field(
-        default="1s", validate_default=True,
-        description="Shortest RPO target a policy may ask for. Default 1s.",
-        examples=["1s"])
-
-
 class SiteConfig(_Section):
     """The whole configuration of one site's drd (`/etc/drd/site.yaml`)."""
 
@@ -287,6 +248,11 @@ class SiteConfig(_Section):
         examples=[{"water": {"grants": [{"pool": "rbd", "namespace": "water"}]}}])
     limits: PlatformLimits = Field(default_factory=PlatformLimits,
                                    description="Platform limits on tenant policies; optional.")
+
+    def rgw_user(self, tenant: str) -> str:
+        """The RGW user that owns `tenant`'s buckets: as configured, else its name."""
+        grants = self.tenants.get(tenant)
+        return grants.rgw_user if grants is not None and grants.rgw_user else tenant
 
     def peer(self, name: str) -> PeerConfig:
         """The peer called `name`; KeyError naming the known peers if there is none."""

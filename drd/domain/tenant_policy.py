@@ -28,6 +28,11 @@ from pydantic import (
 )
 
 from drd.domain.durations import PositiveDuration, format_duration
+from drd.domain.object_selection import (
+    OBJECT_EXAMPLE,
+    ObjectSelection,
+    object_selection_rules,
+)
 from drd.domain.rules import RuleViolation
 
 TENANT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
@@ -238,6 +243,11 @@ class Protection(_Section):
         default=(), description="RBD image selections, each with its destinations; "
                                 "optional, default none.",
         examples=[[_SELECTION_EXAMPLE]])
+    object: tuple[ObjectSelection, ...] = Field(
+        default=(), description="S3 bucket selections of the tenant's RGW user, each with "
+                                "a sync-lag target per destination zone; optional, "
+                                "default none.",
+        examples=[[OBJECT_EXAMPLE]])
 
 
 class TenantPolicy(_Section):
@@ -248,7 +258,8 @@ class TenantPolicy(_Section):
                     ".yaml, and be known to the site config.", examples=["water"])
     protection: Protection = Field(default_factory=Protection,
                                    description="Replication of the tenant's data; optional.",
-                                   examples=[{"block": [_SELECTION_EXAMPLE]}])
+                                   examples=[{"block": [_SELECTION_EXAMPLE],
+                                              "object": [OBJECT_EXAMPLE]}])
 
     def cross_field_issues(self, valid_sections: frozenset[str] | None = None
                            ) -> list[RuleViolation]:
@@ -260,6 +271,8 @@ class TenantPolicy(_Section):
         rules: tuple[tuple[frozenset[str], Callable[[], Iterator[RuleViolation]]], ...] = (
             (frozenset({"protection"}), self._unique_name_rules),
             (frozenset({"protection"}), self._overlap_rules),
+            (frozenset({"protection"}),
+             lambda: object_selection_rules(self.protection.object)),
         )
         return [violation for reads, rule in rules if reads <= valid
                 for violation in rule()]

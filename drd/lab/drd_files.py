@@ -56,11 +56,12 @@ def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
                       peers: list[SiteSpec], peer_confs: dict[str, Path]) -> dict[str, Any]:
     """The site config of `site`'s daemon, as the dict its YAML holds.
 
-    It names each peer's ceph.conf too: drd reads the peers' copies to measure RPO.
+    It names each peer's ceph.conf too: drd reads the peers' copies to measure RPO,
+    and each site's RGW zone, which the lab names after the site.
     """
     return {
         "site": {"name": site.name, "kind": site.kind.value},
-        "ceph": {"conf": str(ceph_conf), "client": "admin"},
+        "ceph": {"conf": str(ceph_conf), "client": "admin", "rgw_zone": site.name},
         "api": {"listen": f"{site.address}:{DRD_API_PORT}",
                 "tokens_file": str(layout.tokens)},
         "paths": {"state_dir": str(layout.state_dir),
@@ -68,7 +69,8 @@ def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
                   "runbooks_dir": str(layout.runbooks_dir)},
         "peers": [{"name": peer.name, "kind": peer.kind.value, "url": peer.api_url,
                    "token_file": str(layout.peer_token),
-                   "ceph_conf": str(peer_confs[peer.name])} for peer in peers],
+                   "ceph_conf": str(peer_confs[peer.name]), "rgw_zone": peer.name}
+                  for peer in peers],
         "tenants": {tenant: {"grants": [{"pool": "rbd", "namespace": tenant}]}
                     for tenant in LAB_TENANTS},
         "heartbeat": {"interval_seconds": 1.0, "timeout_seconds": 0.8,

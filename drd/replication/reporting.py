@@ -2,8 +2,10 @@
 
 from drd.domain.protection import destination_site
 from drd.domain.rpo import RpoState
+from drd.replication.bucket_sync import BucketSyncService
 from drd.replication.service import ReplicationService
 from drd.replication.views import (
+    BucketLagRow,
     DestinationView,
     ImageView,
     RpoReport,
@@ -68,7 +70,31 @@ def _problem(image: ImageView, destination: DestinationView) -> str | None:
     return None
 
 
-def tenant_protection(service: ReplicationService, tenant: str) -> TenantProtection:
+def bucket_rows(objects: BucketSyncService | None,
+                tenant: str | None = None) -> list[BucketLagRow]:
+    if objects is None:
+        return []
+    return [BucketLagRow(
+        tenant=m.tenant, selection=m.selection, bucket=m.bucket,
+        destination=m.destination.value, site=m.site,
+        lag_target_seconds=m.lag_target.total_seconds(),
+        lag_seconds=m.lag.measured.total_seconds() if m.lag.measured is not None else None,
+        lag_state=m.state.value, data_as_of=m.lag.data_as_of,
+        behind_shards=list(m.lag.behind), stuck_shards=list(m.stuck), detail=m.lag.detail,
+        repair=m.repair)
+        for _, m in sorted(objects.state.measurements.items())
+        if tenant is None or m.tenant == tenant]
+
+
+def _bucket_problem(row: BucketLagRow) -> str | None:
+    if not row.stuck_shards:
+        return None
+    return (f"bucket {row.bucket} at {row.destination} ({row.site}): sync stuck on "
+            f"shard(s) {','.join(map(str, row.stuck_shards))}; repair: `{row.repair}`")
+
+
+def tenant_protection(service: ReplicationService, tenant: str,
+                      objects: BucketSyncService | None = None) -> TenantProtection:
     images = image_views(service, tenant)
     problems = [problem for image in images for d in image.destinations
                 if (problem := _problem(image, d)) is not None]
@@ -76,10 +102,15 @@ def tenant_protection(service: ReplicationService, tenant: str) -> TenantProtect
     if report is not None:
         problems += [f"{o.action.ref}: {o.error}" for o in report.failed
                      if o.action.tenant == tenant]
-    return TenantProtection(tenant=tenant, images=images, problems=problems)
+    buckets = bucket_rows(objects, tenant)
+    problems += [problem for row in buckets if (problem := _bucket_problem(row)) is not None]
+    return TenantProtection(tenant=tenant, images=images, buckets=buckets,
+                            object_sync=objects.state.role if objects else "no RGW zone "
+                            "configured on this site", problems=problems)
 
 
-def rpo_report(service: ReplicationService, tenant: str | None = None) -> RpoReport:
+def rpo_report(service: ReplicationService, tenant: str | None = None,
+               objects: BucketSyncService | None = None) -> RpoReport:
     rows = [
         RpoRow(tenant=image.tenant, image=image.image, destination=d.destination,
                site=d.site, rpo_target_seconds=d.rpo_target_seconds,
@@ -87,6 +118,8 @@ def rpo_report(service: ReplicationService, tenant: str | None = None) -> RpoRep
                detail=d.detail)
         for image in image_views(service, tenant) for d in image.destinations
     ]
-    return RpoReport(rows=rows,
-                     breaches=sum(r.rpo_state == RpoState.BREACH.value for r in rows),
-                     warnings=sum(r.rpo_state == RpoState.WARN.value for r in rows))
+    buckets = bucket_rows(objects, tenant)
+    states = [r.rpo_state for r in rows] + [b.lag_state for b in buckets]
+    return RpoReport(rows=rows, buckets=buckets,
+                     breaches=states.count(RpoState.BREACH.value),
+                     warnings=states.count(RpoState.WARN.value))

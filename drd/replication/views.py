@@ -31,9 +31,29 @@ class ImageView(_View):
     destinations: list[DestinationView]
 
 
+class BucketLagRow(_View):
+    """One tenant bucket at one destination zone: its sync lag against the target."""
+
+    tenant: str
+    selection: str
+    bucket: str
+    destination: str  # same_city or remote
+    site: str | None
+    lag_target_seconds: float
+    lag_seconds: float | None
+    lag_state: str  # OK, WARN, BREACH, UNKNOWN
+    data_as_of: datetime | None
+    behind_shards: list[int]
+    stuck_shards: list[int]
+    detail: str
+    repair: str | None  # the command that would unstick it
+
+
 class TenantProtection(_View):
     tenant: str
     images: list[ImageView]
+    buckets: list[BucketLagRow] = []
+    object_sync: str = ""  # whether and why this site measures bucket sync
     problems: list[str]
 
 
@@ -51,5 +71,6 @@ class RpoRow(_View):
 
 class RpoReport(_View):
     rows: list[RpoRow]
-    breaches: int
+    buckets: list[BucketLagRow] = []
+    breaches: int  # block and object together
     warnings: int

@@ -173,7 +173,7 @@ def test_a_policy_with_many_mistakes_reports_every_one_at_its_line(tmp_path: Pat
         f"{path}:44: protection.block[4].remote.rpo_targt: unknown key 'rpo_targt' is not "
         f"allowed; allowed keys here: mode, interval, rpo_target",
         f"{path}:45: protection.objects: unknown key 'objects' is not allowed; allowed keys "
-        f"here: block",
+        f"here: block, object",
     ]
 
 
@@ -365,7 +365,7 @@ def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     schema = policy_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     models = [schema, *(d for d in schema["$defs"].values() if d["type"] == "object")]
-    assert len(models) == 5
+    assert len(models) == 7  # policy, protection, block and object selections, 3 destinations
     for model in models:
         assert model["additionalProperties"] is False
         for name, field in model["properties"].items():
