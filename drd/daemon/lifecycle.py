@@ -140,7 +140,9 @@ def _bucket_sync_service(config: SiteConfig,
     return BucketSyncService(own_kind=config.site.kind, own_zone=config.ceph.rgw_zone,
                              admin=RgwAdmin(config.ceph.conf, client=config.ceph.client),
                              peers={peer.name: peer.kind for peer in config.peers},
-                             zone_peers=zone_peers, metrics=metrics)
+                             zone_peers=zone_peers, metrics=metrics,
+                             stuck_after=config.object_sync.stuck_after,
+                             round_seconds=config.object_sync.interval.total_seconds())
 
 
 def _install_signal_handlers() -> Signals:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from drd.domain.durations import PositiveDuration
 from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site import SiteKind
 from drd.domain.tenant_grants import PlatformLimits, TenantGrants
@@ -228,6 +229,20 @@ class LogSettings(_Section):
                                         "Default info.", examples=["info"])
 
 
+class ObjectSyncSettings(_Section):
+    """How often bucket sync is measured, and when a shard counts as stuck."""
+
+    interval: PositiveDuration = Field(
+        default="15s", validate_default=True,
+        description="Time between rounds of bucket sync measurement; each round runs a "
+                    "few radosgw-admin calls per bucket. Default 15s.", examples=["15s"])
+    stuck_after: PositiveDuration = Field(
+        default="5m", validate_default=True,
+        description="A bucket shard behind at the same position this long is stuck: "
+                    "reported with its repair command, and repaired if the policy says "
+                    "repair: auto. Default 5m.", examples=["5m"])
+
+
 class SiteConfig(_Section):
     """The whole configuration of one site's drd (`/etc/drd/site.yaml`)."""
 
@@ -246,6 +261,8 @@ class SiteConfig(_Section):
         description="Tenants of this platform, by name, with the pools each may protect; "
                     "a policy of a tenant not listed here is refused. Optional.",
         examples=[{"water": {"grants": [{"pool": "rbd", "namespace": "water"}]}}])
+    object_sync: ObjectSyncSettings = Field(default_factory=ObjectSyncSettings,
+                                            description="Bucket sync measurement; optional.")
     limits: PlatformLimits = Field(default_factory=PlatformLimits,
                                    description="Platform limits on tenant policies; optional.")
 

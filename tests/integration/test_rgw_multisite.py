@@ -13,32 +13,22 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from drd.ceph.rgw_admin import RgwAdmin, RgwAdminError
+from drd.ceph.rgw_admin import RgwAdmin
 from drd.ceph.rgw_multisite import ensure_user
-from drd.lab.description import DaemonRole, LabDescription, SiteRecord
+from drd.lab.description import DaemonRole, LabDescription
 from drd.lab.rgw_lab import read_system_keys
+from tests.integration.rgw_helpers import NOT_SYNCED_YET, s3_client, wait_metadata
 
 pytestmark = pytest.mark.timeout(600)
 
 OBJECTS = 200
 SYNC_DEADLINE_S = 240.0
-METADATA_DEADLINE_S = 120.0
 SIZES = [0, 1, 100, 4096, 65_536, 300_000, 1_048_593]
 MULTIPART = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
-
-
-def s3_client(url: str, keys: Any) -> Any:
-    return boto3.client(
-        "s3", endpoint_url=url, aws_access_key_id=keys.access_key,
-        aws_secret_access_key=keys.secret_key, region_name="city",
-        config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=30,
-                      s3={"addressing_style": "path"}))
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +43,9 @@ def tenant_bucket(lab: LabDescription) -> Iterator[tuple[str, dict[str, tuple[st
     # the bucket's metadata reached a zone sync there only through the error-retry
     # path, about two minutes later (measured here), which is another test's subject.
     secondaries = [site for name, site in lab.sites.items() if name != "a"]
-    _wait_metadata(secondaries, "user", "info", "--uid", "water")
+    wait_metadata(secondaries, "user", "info", "--uid", "water")
     client.create_bucket(Bucket=bucket)
-    _wait_metadata(secondaries, "bucket", "stats", "--bucket", bucket)
+    wait_metadata(secondaries, "bucket", "stats", "--bucket", bucket)
     chooser = random.Random(4)  # noqa: S311 (sizes, not secrets)
     written: dict[str, tuple[str, str]] = {}
     for number in range(OBJECTS):
@@ -66,23 +56,6 @@ def tenant_bucket(lab: LabDescription) -> Iterator[tuple[str, dict[str, tuple[st
         etag = client.head_object(Bucket=bucket, Key=name)["ETag"]
         written[name] = (etag, hashlib.sha256(body).hexdigest())
     yield bucket, written
-
-
-# What a secondary answers before metadata sync has brought it the user or the bucket.
-NOT_SYNCED_YET = {"InvalidAccessKeyId", "NoSuchBucket"}
-
-
-def _wait_metadata(sites: list[SiteRecord], *command: str) -> None:
-    deadline = time.monotonic() + METADATA_DEADLINE_S
-    for site in sites:
-        while True:
-            try:
-                RgwAdmin(site.conf).json(*command)
-                break
-            except RgwAdminError:
-                assert time.monotonic() < deadline, \
-                    f"`{' '.join(command)}` still fails on {site.name}: metadata not synced"
-                time.sleep(0.5)
 
 
 def _listing(client: Any, bucket: str) -> dict[str, str]:

@@ -1,0 +1,143 @@
+"""A tenant's bucket selection on the real lab: drd measures each bucket's sync lag at
+b and c from RGW's own logs, and refuses a policy that names another tenant's bucket."""
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from drd.ceph.rgw_admin import RgwAdmin
+from drd.ceph.rgw_multisite import ensure_user
+from drd.lab.description import LabDescription
+from tests.integration.rgw_helpers import s3_client, wait_metadata
+from tests.integration.test_replication import apply_policy, drd, eventually
+
+pytestmark = pytest.mark.timeout(600)
+
+RUN = secrets.token_hex(2)
+OBJECTS = 30
+POLICY = """\
+tenant: water
+protection:
+  object:
+    - name: documents
+      buckets: ["{glob}"]
+      same_city:
+        lag_target: 1m
+      remote:
+        lag_target: 2m
+"""
+
+
+@pytest.fixture(scope="module")
+def water_bucket(lab: LabDescription) -> Iterator[tuple[str, Any, dict[str, str]]]:
+    """water's bucket on zone a, known to b and c, with objects: name -> sha256."""
+    master = lab.sites["a"]
+    assert master.rgw_url is not None
+    client = s3_client(master.rgw_url, ensure_user(RgwAdmin(master.conf), "water", "Water"))
+    secondaries = [site for name, site in lab.sites.items() if name != "a"]
+    wait_metadata(secondaries, "user", "info", "--uid", "water")
+    bucket = f"water-docs-{RUN}"
+    client.create_bucket(Bucket=bucket)
+    wait_metadata(secondaries, "bucket", "stats", "--bucket", bucket)
+    written = {}
+    for number in range(OBJECTS):
+        body = secrets.token_bytes(1000 + number * 997)
+        client.put_object(Bucket=bucket, Key=f"doc-{number:02d}", Body=body)
+        written[f"doc-{number:02d}"] = hashlib.sha256(body).hexdigest()
+    yield bucket, client, written
+
+
+def bucket_rows(lab: LabDescription, bucket: str) -> dict[str, dict[str, Any]]:
+    shown = drd(lab, "rpo", "--tenant", "water", "--json")
+    assert shown.returncode in (0, 3), shown.stderr
+    return {row["destination"]: row for row in json.loads(shown.stdout)["buckets"]
+            if row["bucket"] == bucket}
+
+
+def test_drd_measures_each_selected_buckets_lag_at_b_and_c(
+        lab: LabDescription, tmp_path: Path,
+        water_bucket: tuple[str, Any, dict[str, str]]) -> None:
+    bucket, _, written = water_bucket
+    applied = apply_policy(lab, tmp_path, "water", POLICY.format(glob=f"water-docs-{RUN}*"))
+    assert applied.returncode == 0, applied.stderr
+
+    def measured_and_caught_up() -> bool:
+        rows = bucket_rows(lab, bucket)
+        return (set(rows) == {"same_city", "remote"}
+                and all(r["lag_seconds"] is not None and r["behind_shards"] == []
+                        for r in rows.values()))
+
+    eventually(measured_and_caught_up, 180, "drd reports the bucket caught up at b and c")
+    rows = bucket_rows(lab, bucket)
+    assert {row["site"] for row in rows.values()} == {"b", "c"}
+    for row in rows.values():
+        # Caught up: the reading is as old as drd's last round (5 s in the lab) at most,
+        # plus the time the round took.
+        assert row["lag_state"] == "OK", row
+        assert row["lag_seconds"] < 60, row
+    # And what drd calls caught up is true: every object is on b and c, intact.
+    for zone in ("b", "c"):
+        url = lab.sites[zone].rgw_url
+        assert url is not None
+        peer = s3_client(url, ensure_user(RgwAdmin(lab.sites["a"].conf), "water", "Water"))
+        for name, digest in written.items():
+            body = peer.get_object(Bucket=bucket, Key=name)["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == digest, (zone, name)
+
+
+def test_a_write_burst_shows_as_lag_then_drains(
+        lab: LabDescription, water_bucket: tuple[str, Any, dict[str, str]]) -> None:
+    bucket, client, _ = water_bucket
+    seen_behind: list[float] = []
+    started = time.monotonic()
+    number = 0
+    # Write for up to 60 s until drd has seen b behind at least once.
+    while time.monotonic() - started < 60 and not seen_behind:
+        for _ in range(20):
+            client.put_object(Bucket=bucket, Key=f"burst-{number:04d}", Body=b"x" * 65536)
+            number += 1
+        row = bucket_rows(lab, bucket).get("same_city")
+        if row and row["behind_shards"] and row["lag_seconds"] is not None:
+            seen_behind.append(row["lag_seconds"])
+    assert seen_behind, "drd never saw b behind during a 60 s write burst"
+    assert seen_behind[0] > 0
+
+    def drained() -> bool:
+        row = bucket_rows(lab, bucket).get("same_city")
+        return row is not None and row["behind_shards"] == [] and row["lag_state"] == "OK"
+
+    eventually(drained, 180, "b catches up after the burst and drd says so")
+
+
+def test_a_policy_naming_another_tenants_bucket_is_refused(
+        lab: LabDescription, tmp_path: Path,
+        water_bucket: tuple[str, Any, dict[str, str]]) -> None:
+    master = lab.sites["a"]
+    assert master.rgw_url is not None
+    transport = s3_client(master.rgw_url,
+                          ensure_user(RgwAdmin(master.conf), "transport", "Transport"))
+    theirs = f"transport-fares-{RUN}"
+    try:
+        transport.create_bucket(Bucket=theirs)
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
+    stored = master.root / "drd" / "policies" / "water.yaml"
+    before = stored.read_text()
+    refused = apply_policy(lab, tmp_path, "water", POLICY.format(glob=theirs))
+    assert refused.returncode == 1
+    problems = [line for line in refused.stderr.splitlines() if "water.yaml:" in line]
+    assert any(f":5: protection.object[0].buckets[0]: bucket '{theirs}' is owned by RGW "
+               f"user 'transport'" in p for p in problems), refused.stderr
+    assert stored.read_text() == before
+    # A glob that matches it is harmless: globs choose among water's own buckets only.
+    applied = apply_policy(lab, tmp_path, "water", POLICY.format(glob="*"))
+    assert applied.returncode == 0, applied.stderr
+    eventually(lambda: bool(bucket_rows(lab, water_bucket[0])), 60, "water's bucket listed")
+    assert not bucket_rows(lab, theirs)
