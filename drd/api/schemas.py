@@ -65,6 +65,9 @@ class SiteStatus(_Body):
     rpo_warnings: int = Field(default=0, description="... over their RPO target")
     policy_problems: list[str] = Field(default_factory=list,
                                        description="policy files refused at the last load")
+    object_sync: list[str] = Field(
+        default_factory=list, description="whether this site measures bucket sync, and "
+                                          "each destination zone's sync verdicts")
 
 
 class PolicyAccepted(_Body):

@@ -86,6 +86,8 @@ def _print_status(result: SiteStatus) -> None:
         else "green"
     console.print(f"RPO: [{rpo_style}]{result.rpo_breaches} BREACH, {result.rpo_warnings} "
                   f"WARN[/] (details: drd rpo)", highlight=False)
+    for line in result.object_sync:
+        console.print(f"object sync: {line}", highlight=False)
     for problem in result.policy_problems:
         console.print(f"[bold red]policy refused:[/] {problem}", highlight=False)
 

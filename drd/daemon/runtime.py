@@ -127,7 +127,16 @@ class SiteRuntime:
             uptime_seconds=round((now - self.started_at).total_seconds(), 3),
             config_loaded_at=self.loaded.loaded_at, ceph=self.ceph,
             peers=self.peer_views(now), rpo_breaches=rpo.breaches, rpo_warnings=rpo.warnings,
-            policy_problems=[issue.render() for issue in self.policy_book.issues])
+            policy_problems=[issue.render() for issue in self.policy_book.issues],
+            object_sync=self._object_sync_lines())
+
+    def _object_sync_lines(self) -> list[str]:
+        objects = self.policy_book.objects
+        if objects is None:
+            return []
+        return [objects.state.role, *(f"zone of site {site}: {line}"
+                                      for site, lines in sorted(objects.state.zones.items())
+                                      for line in lines)]
 
     def liveness(self, now: datetime) -> Probe:
         silent = time.monotonic() - self.last_tick

@@ -29,6 +29,7 @@ from drd.domain.bucket_lag import (
 )
 from drd.domain.object_selection import ObjectSelection, RepairMode
 from drd.domain.protection import Destination, destination_site
+from drd.domain.rgw_sync_status import parse_sync_status
 from drd.domain.rpo import RpoState, judge_rpo
 from drd.domain.site import SiteKind
 
@@ -84,6 +85,7 @@ class BucketSyncState:
     measurements: dict[tuple[str, str, Destination], BucketMeasurement] = field(
         default_factory=dict)
     repaired: set[tuple[str, str]] = field(default_factory=set)  # bucket, site this episode
+    zones: dict[str, list[str]] = field(default_factory=dict)  # site -> its sync verdicts
     last_round_seconds: float | None = None
 
 
@@ -135,12 +137,27 @@ class BucketSyncService:
             owned[user] = await self._call(partial(rgw.user_buckets, self.admin, user))
         watched = [(spec, bucket) for spec in self.specs for bucket in owned[spec.rgw_user]
                    if spec.selection.selects(bucket)]
+        zones = asyncio.ensure_future(self._zone_verdicts())
         results = await asyncio.gather(*(self._measure_bucket(spec, bucket)
                                          for spec, bucket in watched))
+        self.state.zones = await zones
         self.state.measurements = {(m.tenant, m.bucket, m.destination): m
                                    for found in results for m in found}
         self._stuck.forget_except({(m.bucket, m.site or "") for found in results
                                    for m in found})
+
+    async def _zone_verdicts(self) -> dict[str, list[str]]:
+        """Each destination zone's own account of its metadata and data sync."""
+        async def verdicts(peer: ZonePeer) -> list[str]:
+            try:
+                text = await self._call(partial(peer.admin.text, "sync", "status"))
+            except RgwAdminError as error:
+                return [f"cannot read sync status: {error}"]
+            return [source.summary() for source in parse_sync_status(text)]
+
+        peers = list(self.zone_peers.values())
+        found = await asyncio.gather(*(verdicts(peer) for peer in peers))
+        return {peer.site: lines for peer, lines in zip(peers, found, strict=True)}
 
     async def _measure_bucket(self, spec: ObjectSpec, bucket: str) -> list[BucketMeasurement]:
         # The source's markers first: a destination found at them held all of it then.

@@ -82,6 +82,13 @@ def test_drd_measures_each_selected_buckets_lag_at_b_and_c(
         # plus the time the round took.
         assert row["lag_state"] == "OK", row
         assert row["lag_seconds"] < 60, row
+    # drd status carries each destination zone's own verdicts beside drd's role.
+    shown = drd(lab, "status", "--json")
+    lines = json.loads(shown.stdout)["object_sync"]
+    assert lines[0] == "zone a is the master zone; measuring", lines
+    for zone in ("b", "c"):
+        assert any(line.startswith(f"zone of site {zone}: metadata: ") for line in lines), lines
+        assert any(line.startswith(f"zone of site {zone}: a: ") for line in lines), lines
     # And what drd calls caught up is true: every object is on b and c, intact.
     for zone in ("b", "c"):
         url = lab.sites[zone].rgw_url
