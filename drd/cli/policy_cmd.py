@@ -16,6 +16,7 @@ from drd.config.policy_loader import load_policy, policy_json_schema
 from drd.config.site_loader import load_site_config
 from drd.config.yaml_document import ConfigError, ConfigIssue
 from drd.domain.durations import format_duration
+from drd.domain.object_selection import ObjectSelection, is_glob
 from drd.domain.site_config import SiteConfig
 from drd.domain.tenant_policy import (
     BlockSelection,
@@ -73,14 +74,27 @@ def schema_text() -> str:
 def summary(file: Path, tenant_policy: TenantPolicy, site_config: SiteConfig | None
             ) -> list[str]:
     """`water.yaml: ok (...)`, then one line per selection."""
-    block = tenant_policy.protection.block
-    count = (f"{len(block)} selection{'' if len(block) == 1 else 's'}" if block
+    block, objects = tenant_policy.protection.block, tenant_policy.protection.object
+    total = len(block) + len(objects)
+    count = (f"{total} selection{'' if total == 1 else 's'}" if total
              else "nothing is protected")
     against = (f"; within site {site_config.site.name}'s grants and limits"
                if site_config is not None else "")
     lines = [f"{file}: ok (tenant {tenant_policy.tenant}, {count}{against})"]
     lines += [f"  {_selection_line(selection)}" for selection in block]
+    lines += [f"  {_object_line(selection)}" for selection in objects]
+    if any(not is_glob(b) for selection in objects for b in selection.buckets):
+        lines.append("  (who owns each named bucket is checked when the daemon applies it)")
     return lines
+
+
+def _object_line(selection: ObjectSelection) -> str:
+    targets = [f"{name} lag target {format_duration(destination.lag_target)}"
+               for name, destination in (("same_city", selection.same_city),
+                                         ("remote", selection.remote))
+               if destination is not None]
+    return (f"{selection.name}: buckets [{', '.join(selection.buckets)}] -> "
+            f"{'; '.join(targets)}; repair {selection.repair.value}")
 
 
 def _selection_line(selection: BlockSelection) -> str:

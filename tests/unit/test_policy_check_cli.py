@@ -19,6 +19,9 @@ WATER_LINES = [
     "remote snapshot every 1m, rpo target 2m",
     "  scada-history: rbd/water [scada-hist-*] -> remote snapshot every 5m, "
     "rpo target 10m",
+    "  documents: buckets [water-docs-*, meter-exports] -> same_city lag target 2m; "
+    "remote lag target 10m; repair report",
+    "  (who owns each named bucket is checked when the daemon applies it)",
 ]
 
 
@@ -47,7 +50,7 @@ def test_a_valid_policy_prints_one_line_per_selection(tmp_path: Path) -> None:
     code, out, err = run("check", str(path), "--config", str(GRANTS))
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        f"{path}: ok (tenant water, 2 selections; within site a's grants and limits)",
+        f"{path}: ok (tenant water, 3 selections; within site a's grants and limits)",
         *WATER_LINES,
     ]
 
@@ -55,7 +58,7 @@ def test_a_valid_policy_prints_one_line_per_selection(tmp_path: Path) -> None:
 def test_without_a_site_config_stderr_says_what_was_not_checked(tmp_path: Path) -> None:
     path = copy_example(tmp_path, "water")
     code, out, err = run("check", str(path))
-    assert (code, out.splitlines()) == (0, [f"{path}: ok (tenant water, 2 selections)",
+    assert (code, out.splitlines()) == (0, [f"{path}: ok (tenant water, 3 selections)",
                                             *WATER_LINES])
     missing = tmp_path / "etc-drd" / "drd.yaml"
     assert err == (f"drd: tenant, grants and limits were not checked: no --config given and "
