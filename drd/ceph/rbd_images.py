@@ -145,6 +145,21 @@ def mirror_snapshots(cluster: Any, ref: ImageRef) -> list[MirrorSnapshot]:
         return found
 
 
+def image_ids_by_name(cluster: Any, pool: str, namespace: str) -> dict[str, str]:
+    """Image name -> image id in `pool`/`namespace`, from one `list2`.
+
+    Each site holds its copy of an image under an id of its own (rbd-mirror makes
+    one for the non-primary copy), so a peer's images are read by the ids this gives.
+    """
+    ioctx = _ioctx(cluster, pool, namespace)
+    try:
+        return {str(image["name"]): str(image["id"]) for image in rbd.RBD().list2(ioctx)}
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing images of {pool}/{namespace}: {error}") from error
+    finally:
+        ioctx.close()
+
+
 @dataclass(frozen=True)
 class PeerImageStatus:
     """What one peer's rbd-mirror last reported for one image."""
