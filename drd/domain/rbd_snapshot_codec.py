@@ -14,7 +14,7 @@ ENCODE_START: u8 version, u8 oldest compatible version, u32 length of what follo
 
     SnapshotInfo            v1: u64 id, SnapshotNamespace, string name, u64 image_size,
                                 utime_t timestamp (u32 sec, u32 nsec), u32 child_count
-    SnapshotNamespace       v1 (v2 since Squid adds group fields at the end): u32 type,
+    SnapshotNamespace       v1 (later Ceph writes v2, group fields at the end): u32 type,
                                 then for type 3 (mirror) MirrorSnapshotNamespace:
     MirrorSnapshotNamespace     u8 state, bool complete, set<string> mirror_peer_uuids,
                                 string primary_mirror_uuid, u64 primary_snap_id,
