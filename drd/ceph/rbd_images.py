@@ -5,17 +5,19 @@ give every image's mirroring state, instead of one open per image.
 """
 
 import contextlib
+import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import rados
 import rbd
 
 from drd.ceph.cluster import CephError
+from drd.domain import rbd_snapshot_codec as codec
 from drd.domain.journal_position import (
     DecodeError,
     JournalClient,
@@ -36,6 +38,13 @@ _STATES = {rbd.RBD_MIRROR_IMAGE_DISABLING: MirrorState.DISABLING,
            rbd.RBD_MIRROR_IMAGE_DISABLED: MirrorState.DISABLED}
 # Journaling needs exclusive-lock; both can be turned on for an existing image.
 _JOURNAL_FEATURES = (rbd.RBD_FEATURE_EXCLUSIVE_LOCK, rbd.RBD_FEATURE_JOURNALING)
+# librados' aio_exec copies a reply larger than the caller's buffer past its end
+# (Ceph 16.2.15: C_aio_Complete; a heap overrun, then a segfault). cls_rbd's replies
+# read here are a few hundred bytes, so this is far more than any of them needs;
+# the buffer is only touched where the reply lands, so it costs address space.
+_REPLY_BUFFER = 1 << 20
+Key = TypeVar("Key", bound=Hashable)
+Decoded = TypeVar("Decoded")
 
 
 def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
@@ -143,6 +152,103 @@ def mirror_snapshots(cluster: Any, ref: ImageRef) -> list[MirrorSnapshot]:
                 demoted=state in (rbd.RBD_SNAP_MIRROR_STATE_PRIMARY_DEMOTED,
                                   rbd.RBD_SNAP_MIRROR_STATE_NON_PRIMARY_DEMOTED)))
         return found
+
+
+def image_ids_by_name(cluster: Any, pool: str, namespace: str) -> dict[str, str]:
+    """Image name -> image id in `pool`/`namespace`, from one `list2`.
+
+    Each site holds its copy of an image under an id of its own (rbd-mirror makes
+    one for the non-primary copy), so a peer's images are read by the ids this gives.
+    """
+    ioctx = _ioctx(cluster, pool, namespace)
+    try:
+        return {str(image["name"]): str(image["id"]) for image in rbd.RBD().list2(ioctx)}
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing images of {pool}/{namespace}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def mirror_snapshots_many(cluster: Any, pool: str, namespace: str, image_ids: list[str]
+                          ) -> dict[str, list[MirrorSnapshot] | CephError]:
+    """Each image's mirror snapshots as `mirror_snapshots` gives them, opening none.
+
+    Two rounds of cls_rbd calls on the header objects, each with all calls in flight
+    at once: every image's snapshot ids, then every snapshot. A failure is returned
+    for its image alone; a snapshot removed between the rounds is left out.
+    """
+    spec = f"{pool}/{namespace}" if namespace else pool
+    ioctx = _ioctx(cluster, pool, namespace)
+    try:
+        contexts = _execute_all(ioctx, {
+            image_id: (f"rbd_header.{image_id}", "get_snapcontext", b"")
+            for image_id in image_ids})
+        found: dict[str, list[MirrorSnapshot] | CephError] = {}
+        snap_ids: dict[str, tuple[int, ...]] = {}
+        for image_id, (code, data) in contexts.items():
+            context = _decoded(code, data, codec.decode_snapcontext,
+                               f"image id {image_id} in {spec}")
+            if isinstance(context, CephError):
+                found[image_id] = context
+            else:
+                snap_ids[image_id] = context.snap_ids
+        replies = _execute_all(ioctx, {
+            (image_id, snap_id): (f"rbd_header.{image_id}", "snapshot_get",
+                                  codec.encode_snapshot_get_request(snap_id))
+            for image_id, ids in snap_ids.items() for snap_id in ids})
+        for image_id, ids in snap_ids.items():
+            found[image_id] = _snapshots([replies[image_id, snap_id] for snap_id in ids],
+                                         f"image id {image_id} in {spec}")
+        return found
+    except rados.Error as error:
+        raise CephError(f"reading mirror snapshots in {spec}: {error}") from error
+    finally:
+        ioctx.close()
+
+
+def _snapshots(replies: list[tuple[int, bytes | None]],
+               where: str) -> list[MirrorSnapshot] | CephError:
+    infos = []
+    for code, data in replies:
+        if code == -errno.ENOENT:
+            continue  # removed since its id was listed (rbd-mirror prunes old ones)
+        info = _decoded(code, data, codec.decode_snapshot_info, where)
+        if isinstance(info, CephError):
+            return info
+        infos.append(info)
+    return codec.to_mirror_snapshots(infos)
+
+
+def _decoded(code: int, data: bytes | None, decode: Callable[[bytes], Decoded],
+             where: str) -> Decoded | CephError:
+    if code < 0 or data is None:
+        return CephError(f"reading the snapshots of {where}: "
+                         f"{os.strerror(-code) if code < 0 else 'no reply'}")
+    try:
+        return decode(bytes(data))
+    except codec.DecodeError as error:
+        return CephError(f"reading the snapshots of {where}: {error}")
+
+
+def _execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]]
+                 ) -> dict[Key, tuple[int, bytes | None]]:
+    """Call cls_rbd methods on many objects at once: each call's return code and reply."""
+    replies: dict[Key, bytes | None] = {}
+
+    def keep(key: Key) -> Any:
+        return lambda _completion, data: replies.__setitem__(key, data)
+
+    pending: list[tuple[Key, Any]] = []
+    try:
+        for key, (oid, method, request) in calls.items():
+            pending.append((key, ioctx.aio_execute(oid, "rbd", method, request, _REPLY_BUFFER,
+                                                   oncomplete=keep(key))))
+    finally:
+        # Also when a submission failed: none may complete into a closed ioctx.
+        for _, completion in pending:
+            completion.wait_for_complete_and_cb()
+    return {key: (completion.get_return_value(), replies.get(key))
+            for key, completion in pending}
 
 
 @dataclass(frozen=True)
