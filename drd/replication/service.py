@@ -28,7 +28,7 @@ from drd.ceph.cluster import CephError, ClusterHandle
 from drd.ceph.rbd_images import PeerImageStatus
 from drd.domain.journal_position import JournalClient, JournalRpoTracker
 from drd.domain.protection import Destination, ProtectionSpec, destination_site
-from drd.domain.replication_plan import ImageRef, MirrorMode, Protected
+from drd.domain.replication_plan import MirrorMode, Protected
 from drd.domain.rpo import (
     MirrorSnapshot,
     RpoReading,
@@ -43,6 +43,7 @@ from drd.replication.reconciler import ReconcileReport, reconcile_once
 log = structlog.get_logger()
 T = TypeVar("T")
 JournalRound = tuple[float, dict[str, list[JournalClient] | CephError]]
+SnapshotsByName = dict[str, list[MirrorSnapshot] | CephError]
 
 RECONCILE_SECONDS = 15.0
 SNAPSHOT_TICK_SECONDS = 1.0
@@ -239,20 +240,41 @@ class ReplicationService:
             statuses |= await self._in_thread(partial(self._rpo_handle.run, read))
         self.state.statuses = (statuses if only is None
                                else self.state.statuses | statuses)
-        # As many images at a time as there are workers, so that a call's deadline
-        # measures the call, not its wait in the executor's queue.
-        limit = asyncio.Semaphore(WORKERS)
+        snapshot_mode = [p for p in protected if p.selection.mode is MirrorMode.SNAPSHOT]
+        by_namespace: dict[tuple[str, str], list[Protected]] = {}
+        for image in snapshot_mode:
+            by_namespace.setdefault((image.ref.pool, image.ref.namespace), []).append(image)
+        for (pool, namespace), images in sorted(by_namespace.items()):
+            await self._measure_snapshot_namespace(pool, namespace, images)
 
-        async def measure(protected: Protected) -> None:
-            async with limit:
-                primary_snaps = await self._snapshots(self._rpo_handle, protected.ref)
-                newest = [s.created for s in primary_snaps if s.primary]
-                if newest:
-                    self.state.last_snapshot[protected.image_id] = max(newest)
-                await self._measure_image(protected, primary_snaps)
-
-        await asyncio.gather(*(measure(p) for p in protected
-                               if p.selection.mode is MirrorMode.SNAPSHOT))
+    async def _measure_snapshot_namespace(self, pool: str, namespace: str,
+                                          images: list[Protected]) -> None:
+        """Every image's snapshots here and on each peer: one batch of OSD calls per
+        site, never an image open per image."""
+        primary = await self._in_thread(partial(self._rpo_handle.run, partial(
+            rbd_images.mirror_snapshots_many, pool=pool, namespace=namespace,
+            image_ids=[p.image_id for p in images])))
+        names = [p.ref.name for p in images]
+        copies: dict[str, SnapshotsByName | CephError] = {}
+        for site, handle in self._peer_handles.items():
+            try:
+                copies[site] = await self._in_thread(partial(handle.run, partial(
+                    _copies, pool=pool, namespace=namespace, names=names)))
+            except (CephError, TimeoutError) as error:
+                copies[site] = CephError(str(error) or "timeout")
+        for protected in images:
+            snaps = primary.get(protected.image_id, CephError("not read"))
+            if isinstance(snaps, CephError):
+                log.warning("cannot read mirror snapshots", image=str(protected.ref),
+                            error=str(snaps))
+                continue
+            newest = [s.created for s in snaps if s.primary]
+            if newest:
+                self.state.last_snapshot[protected.image_id] = max(newest)
+            peer_snaps = {site: found if isinstance(found, CephError)
+                          else found.get(protected.ref.name, CephError("not read"))
+                          for site, found in copies.items()}
+            await self._measure_image(protected, snaps, peer_snaps=peer_snaps)
 
     async def measure_journals(self) -> None:
         by_namespace: dict[tuple[str, str], list[Protected]] = {}
@@ -276,7 +298,9 @@ class ReplicationService:
                 await self._measure_image(protected, [], clients.get(protected.image_id))
 
     async def _measure_image(self, protected: Protected, primary_snaps: list[MirrorSnapshot],
-                             journal: list[JournalClient] | CephError | None = None) -> None:
+                             journal: list[JournalClient] | CephError | None = None,
+                             peer_snaps: dict[str, list[MirrorSnapshot] | CephError] | None
+                             = None) -> None:
         spec = self.spec_of(protected)
         if spec is None:
             return
@@ -291,7 +315,7 @@ class ReplicationService:
             elif protected.selection.mode is MirrorMode.JOURNAL:
                 reading = self._journal_reading(protected, site, journal)
             else:
-                reading = await self._snapshot_reading(protected, site, primary_snaps, now)
+                reading = _snapshot_reading(site, primary_snaps, peer_snaps or {}, now)
             state = judge_rpo(reading.measured, target.rpo_target)
             self._record(protected, target.destination, target.rpo_target,
                          Measurement(reading, state, peer_status))
@@ -300,18 +324,6 @@ class ReplicationService:
             self.state.measured_ids.add(protected.image_id)
         else:
             self.state.measured_ids.discard(protected.image_id)
-
-    async def _snapshot_reading(self, protected: Protected, site: str,
-                                primary_snaps: list[MirrorSnapshot],
-                                now: datetime) -> RpoReading:
-        handle = self._peer_handles.get(site)
-        if handle is None:
-            return RpoReading(None, None, f"no ceph_conf for peer {site} in the site config")
-        try:
-            peer_snaps = await self._snapshots(handle, protected.ref)
-        except (CephError, TimeoutError) as error:
-            return RpoReading(None, None, f"cannot read the copy on {site}: {error}")
-        return snapshot_rpo(primary_snaps, peer_snaps, now)
 
     def _journal_reading(self, protected: Protected, site: str,
                          journal: list[JournalClient] | CephError | None) -> RpoReading:
@@ -325,10 +337,6 @@ class ReplicationService:
             return RpoReading(None, None, f"cannot read the journal: {journal}")
         tracker = self.state.journal_trackers[protected.image_id]
         return tracker.observe(datetime.now(UTC), journal, peer_client)
-
-    async def _snapshots(self, handle: ClusterHandle, ref: ImageRef) -> list[MirrorSnapshot]:
-        return await self._in_thread(
-            lambda: handle.run(lambda c: rbd_images.mirror_snapshots(c, ref)))
 
     def _record(self, protected: Protected, destination: Destination, target: timedelta,
                 measurement: Measurement) -> None:
@@ -355,6 +363,29 @@ class ReplicationService:
         for handle in (self._reconcile_handle, self._snapshot_handle, self._rpo_handle,
                        *self._peer_handles.values()):
             handle.close()
+
+
+def _snapshot_reading(site: str, primary_snaps: list[MirrorSnapshot],
+                      peer_snaps: dict[str, list[MirrorSnapshot] | CephError],
+                      now: datetime) -> RpoReading:
+    found = peer_snaps.get(site)
+    if found is None:
+        return RpoReading(None, None, f"no ceph_conf for peer {site} in the site config")
+    if isinstance(found, CephError):
+        return RpoReading(None, None, f"cannot read the copy on {site}: {found}")
+    return snapshot_rpo(primary_snaps, found, now)
+
+
+def _copies(cluster: Any, pool: str, namespace: str, names: list[str]) -> SnapshotsByName:
+    """A peer's copies of the named images, by name: their ids differ from the primary's."""
+    ids = rbd_images.image_ids_by_name(cluster, pool, namespace)
+    present = [name for name in names if name in ids]
+    found = rbd_images.mirror_snapshots_many(cluster, pool, namespace,
+                                             [ids[name] for name in present])
+    copies: SnapshotsByName = {name: CephError(f"no copy of {name} there yet")
+                               for name in names if name not in ids}
+    copies |= {name: found[ids[name]] for name in present}
+    return copies
 
 
 def _journal_round(cluster: Any, pool: str, namespace: str,
