@@ -2,23 +2,30 @@
 
 What Ceph 16.2 does, measured on the lab:
 - A returning old master's gateway starts with the period it had: it is the master of
-  that stale period, and accepts metadata writes, until the new master's period push
-  reaches it (8-14 s after its start here; at most rgw_period_push_interval_max,
-  30 s). It then reloads as a secondary and runs a full metadata sync from the new
-  master.
+  that stale period until the new master's period push reaches it (5-14 s after its
+  start here; at most rgw_period_push_interval_max, 30 s). It then reloads as a
+  secondary and runs a full metadata sync from the new master.
+- That window loses data silently. In it the gateway's data sync reads the new
+  master's data log, meets a bucket created during the outage, asks the metadata
+  master (itself) for the bucket, gets 404, and drops the entries: the bucket's
+  objects never reach the zone, while `sync status` says "data is caught up". Seen
+  here for every bucket created on the new master while the old one was down.
+  `bucket sync init` plus `bucket sync run` did not repair it: they marked the bucket
+  caught up with none of its objects copied. So the zone's gateway should stay down
+  until the realm is pulled; when it is down, failback pulls first and then starts
+  it, so it starts as a secondary and fetches such buckets from the real master.
+  When it came back on its own, the catch-up step checks every bucket (`bucket sync
+  status`) and refuses, CatchUpTimeout naming the buckets, instead of promoting.
 - `realm pull` stores the current period on the zone's cluster but notifies no
-  gateway. Worse, a gateway that receives the push of a period already stored there
-  takes it for old news ("already have epoch") and never reloads: pulling under a
-  running stale gateway strands it until a restart (seen here: 45 s without a
-  reload). So the returning zone is pulled before its gateway starts, when it is
-  down; a running one is left to the push, and only pulled and restarted when the
-  push has not arrived within FOLLOW_TIMEOUT.
+  gateway; and a gateway that is then pushed a period already stored there takes it
+  for old news ("already have epoch") and never reloads (seen: 45 s without one). So
+  a running gateway is left to the push, and pulled and restarted only when the push
+  has not arrived within FOLLOW_TIMEOUT.
 - A zone runs a period when its cluster holds it and its `metadata sync status` names
   that realm epoch: its gateway syncs metadata against it.
-- Promoting it back is then the same promotion as a failover (drd.ceph.rgw_failover),
-  once its metadata and its data from the current master have caught up; the new
-  period reaches the other zones by push, with the same remedy for a zone that does
-  not follow.
+- Promoting it back is then the same promotion as a failover (drd.ceph.rgw_failover);
+  the new period reaches the other zones by push, with the same remedy for a zone that
+  does not follow.
 
 Blocking: call from worker threads.
 """
@@ -37,10 +44,15 @@ from drd.ceph.rgw_failover import (
     metadata_caught_up,
     metadata_sync_info,
     promote_zone,
-    zone_gateways,
 )
 from drd.ceph.rgw_multisite import Multisite
-from drd.domain.rgw_failover import FailbackResult, FailoverStep, MetadataCatchUp, PeriodInfo
+from drd.domain.rgw_failover import (
+    FailbackResult,
+    FailoverStep,
+    MetadataCatchUp,
+    PeriodInfo,
+    bucket_caught_up,
+)
 
 CATCH_UP_TIMEOUT = 180.0
 FOLLOW_TIMEOUT = 45.0  # above rgw_period_push_interval_max (30 s)
@@ -96,8 +108,8 @@ class _Failback:
         with the pulled period; one that is up waits for the push (see the docstring)."""
         since = self.steps.clock()
         try:
-            running = zone_gateways(zone)
-        except RgwAdminError as error:
+            running = self.gateways.running(zone.name)
+        except Exception as error:
             raise self.steps.failed("find gateways", zone.name, error) from error
         if running:
             self.ensure_follows(zone, latest, "gateways follow")
@@ -176,23 +188,42 @@ class _Failback:
                           f"taken {period} within {self.follow_timeout:.0f} s", since)
 
     def catch_up(self, zone: RgwZone, master: str, timeout: float) -> None:
-        """Wait until the zone holds the master's metadata and the data written on it."""
+        """Wait until the zone holds the master's metadata, and every bucket it knows
+        holds what the master wrote: `sync status` alone says "caught up" over a bucket
+        whose datalog entries its sync dropped (see the module docstring)."""
         since = self.steps.clock()
         deadline, polls = since + timeout, 0
         while True:
             try:
                 status = metadata_caught_up(zone, self.city)
+                behind = lagging_buckets(zone, master) if status.caught_up and \
+                    status.data_caught_up_from(master) else None
             except RgwAdminError as error:
                 raise self.steps.failed("catch up", zone.name, error) from error
             polls += 1
-            if status.caught_up and status.data_caught_up_from(master):
+            if behind == []:
                 self.steps.record("catch up", zone.name, polls > 1,
-                                  f"metadata and data from {master} caught up", since)
+                                  f"metadata, data and every bucket from {master} caught up",
+                                  since)
                 return
             if self.steps.clock() > deadline:
                 break
             time.sleep(POLL_INTERVAL)
         data = "; ".join(s.summary() for s in status.data) or "no data sync reported"
+        buckets = "; ".join(behind[:5]) if behind else "not checked"
         raise CatchUpTimeout(zone.name, f"not caught up with {master} after {timeout:.0f} s: "
-                             f"metadata: {status.reason}; data: {data}", status,
-                             tuple(self.steps.done))
+                             f"metadata: {status.reason}; data: {data}; buckets: {buckets}",
+                             status, tuple(self.steps.done))
+
+
+def lagging_buckets(zone: RgwZone, source: str) -> list[str]:
+    """Buckets of the zone whose sync from `source` is not caught up, with Ceph's verdict."""
+    names = zone.admin.json("bucket", "list") or []
+    lagging = []
+    for name in names:
+        text = zone.admin.text("bucket", "sync", "status", "--bucket", str(name),
+                               "--source-zone", source)
+        caught_up, verdict = bucket_caught_up(text)
+        if not caught_up:
+            lagging.append(f"{name}: {verdict}")
+    return lagging

@@ -56,6 +56,11 @@ class GatewayControl(Protocol):
         """Restart every gateway of `zone`, or start them; return once they answer HTTP."""
         ...
 
+    def running(self, zone: str) -> bool:
+        """Whether a gateway process of `zone` runs (RADOS keeps a crashed one's watch
+        for 30 s, so the control pool's watchers cannot tell)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RgwZone:

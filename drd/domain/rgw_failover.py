@@ -209,3 +209,14 @@ def parse_metadata_sync_info(document: Mapping[str, Any]) -> MetadataSyncInfo:
     info = document.get("sync_status", {}).get("info", {})
     return MetadataSyncInfo(state=str(info.get("status", "")), period=str(info.get("period", "")),
                             realm_epoch=int(info.get("realm_epoch", 0)))
+
+
+def bucket_caught_up(text: str) -> tuple[bool, str]:
+    """`radosgw-admin bucket sync status --bucket B --source-zone Z`: caught up, and
+    Ceph's verdict line ("bucket is behind on 4 shards")."""
+    verdicts = [line.strip() for line in text.splitlines()
+                if line.strip().startswith("bucket is")]
+    if not verdicts:
+        return False, "no verdict printed"
+    behind = [v for v in verdicts if "caught up" not in v]
+    return not behind, (behind or verdicts)[0]

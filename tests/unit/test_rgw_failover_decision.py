@@ -9,6 +9,7 @@ from drd.ceph.rgw_gateway_watch import parse_watchers, reloaded_since
 from drd.domain.rgw_failover import (
     CatchUpVerdict,
     PromoteAction,
+    bucket_caught_up,
     decide_promotion,
     judge_metadata,
     parse_metadata_sync_info,
@@ -162,3 +163,24 @@ def test_a_gateway_has_reloaded_once_its_watch_comes_back_under_a_new_client() -
     assert not reloaded_since(before, before)
     assert not reloaded_since(before, frozenset())  # gone is not reloaded
     assert not reloaded_since(before, before | after)  # one of two still on the old store
+
+
+BUCKET_NEVER_SYNCED = """\
+           zone f14beaf8-5e90-40ed-959d-104968557db4 (a)
+         bucket :transport-fo-6469af-on-b[981ddf3b-e302-4c47-81b3-05ad48675322.4663.1])
+
+    source zone 981ddf3b-e302-4c47-81b3-05ad48675322 (b)
+  source bucket transport-fo-6469af-on-b:981ddf3b-e302-4c47-81b3-05ad48675322.4663.1
+                full sync: 0/11 shards
+                incremental sync: 0/11 shards
+                bucket is behind on 4 shards
+                behind shards: [1,2,3,4]
+"""
+
+
+def test_a_bucket_is_caught_up_only_when_ceph_says_so_for_its_source() -> None:
+    assert bucket_caught_up(BUCKET_NEVER_SYNCED) == (False, "bucket is behind on 4 shards")
+    synced = BUCKET_NEVER_SYNCED.replace("bucket is behind on 4 shards",
+                                         "bucket is caught up with source")
+    assert bucket_caught_up(synced) == (True, "bucket is caught up with source")
+    assert bucket_caught_up("") == (False, "no verdict printed")
