@@ -202,9 +202,10 @@ class _Failback:
                 raise self.steps.failed("catch up", zone.name, error) from error
             polls += 1
             if behind == []:
-                self.steps.record("catch up", zone.name, polls > 1,
-                                  f"metadata, data and every bucket from {master} caught up",
-                                  since)
+                self.steps.record("catch up", zone.name, False,
+                                  f"metadata, data and every bucket from {master} caught up"
+                                  + (f" after {polls} looks" if polls > 1 else ""), since,
+                                  check=True)
                 return
             if self.steps.clock() > deadline:
                 break

@@ -96,8 +96,10 @@ class Steps:
         self.started = clock()
         self.done: list[FailoverStep] = []
 
-    def record(self, name: str, zone: str, changed: bool, detail: str, since: float) -> None:
-        self.done.append(FailoverStep(name, zone, changed, detail, self.clock() - since))
+    def record(self, name: str, zone: str, changed: bool, detail: str, since: float,
+               *, check: bool = False) -> None:
+        self.done.append(FailoverStep(name, zone, changed, detail, self.clock() - since,
+                                      check))
 
     def failed(self, name: str, zone: str, error: Exception) -> RgwFailoverError:
         code = error.exit_code if isinstance(error, RgwAdminError) else None
@@ -141,14 +143,15 @@ def promote_zone(zone: RgwZone, city: Multisite, gateways: GatewayControl, *,
         raise steps.failed("read period", zone.name, error) from error
     since = steps.clock()
     if before.master_zone == zone.name:
-        steps.record("check master", zone.name, False, f"already master of {before}", since)
+        steps.record("check master", zone.name, False, f"already master of {before}", since,
+                     check=True)
         return PromoteResult(zone.name, tuple(steps.done), steps.elapsed(), before, before)
     try:
         catch_up = metadata_caught_up(zone, city)
     except RgwAdminError as error:
         raise steps.failed("check metadata", zone.name, error) from error
     decision = decide_promotion(zone.name, before.master_zone, catch_up, force)
-    steps.record("check metadata", zone.name, False, decision.reason, since)
+    steps.record("check metadata", zone.name, False, decision.reason, since, check=True)
     if decision.action is PromoteAction.REFUSE:
         raise PromotionRefused(zone.name, decision.reason, catch_up, tuple(steps.done))
     _make_master(zone, city, steps)

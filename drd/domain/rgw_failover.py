@@ -150,10 +150,11 @@ class FailoverStep:
     changed: bool
     detail: str
     elapsed_s: float
+    check: bool = False  # a look (catch-up, who is master) rather than an action
 
     def __str__(self) -> str:
         return f"{self.name} on zone {self.zone}: {self.detail}" + \
-            ("" if self.changed else " (already so)")
+            ("" if self.changed or self.check else " (already so)")
 
 
 @dataclass(frozen=True)

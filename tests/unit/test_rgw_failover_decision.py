@@ -8,6 +8,7 @@ import pytest
 from drd.ceph.rgw_gateway_watch import parse_watchers, reloaded_since
 from drd.domain.rgw_failover import (
     CatchUpVerdict,
+    FailoverStep,
     PromoteAction,
     bucket_caught_up,
     decide_promotion,
@@ -184,3 +185,14 @@ def test_a_bucket_is_caught_up_only_when_ceph_says_so_for_its_source() -> None:
                                          "bucket is caught up with source")
     assert bucket_caught_up(synced) == (True, "bucket is caught up with source")
     assert bucket_caught_up("") == (False, "no verdict printed")
+
+
+def test_a_step_reads_as_the_operators_log_line() -> None:
+    done = FailoverStep("commit period", "b", True, "committed period c9676444 epoch 1", 0.3)
+    already = FailoverStep("zone modify", "b", False, "zonegroup city already names it "
+                           "master", 0.2)
+    look = FailoverStep("check metadata", "b", False, "zone b has caught up", 0.5, check=True)
+
+    assert str(done) == "commit period on zone b: committed period c9676444 epoch 1"
+    assert str(already).endswith("already names it master (already so)")
+    assert str(look) == "check metadata on zone b: zone b has caught up"
