@@ -128,8 +128,9 @@ class _Failback:
 
     def pull_realm(self, zone: RgwZone, latest: PeriodInfo) -> bool:
         """Store `latest` on the zone's cluster unless it holds it; whether it pulled."""
-        since, url = self.steps.clock(), latest.endpoint(latest.master_zone)
+        since, url = self.steps.clock(), ""
         try:
+            url = latest.endpoint(latest.master_zone)
             held = current_period(zone, self.city)
             if not latest.newer_than(held):
                 self.steps.record("realm pull", zone.name, False, f"already holds {held}", since)
@@ -137,7 +138,7 @@ class _Failback:
             zone.admin.json("realm", "pull", "--url", url, "--rgw-realm", self.city.realm,
                             keys=self.keys)
             pulled = current_period(zone, self.city)
-        except RgwAdminError as error:
+        except (RgwAdminError, ValueError) as error:
             raise self.steps.failed("realm pull", zone.name, error) from error
         if latest.newer_than(pulled):
             raise RgwFailoverError("realm pull", zone.name,
