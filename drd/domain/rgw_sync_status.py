@@ -71,9 +71,12 @@ def parse_sync_status(text: str) -> list[SyncSource]:
 
 
 def _source(name: str, lines: list[str]) -> SyncSource:
+    # With the peer's gateway down Ceph prints "failed to fetch master sync status:
+    # (5) Input/output error" (metadata) or "failed to retrieve sync info: ..." (data)
+    # instead of a verdict: that is its answer, and it is not "caught up".
     verdict = next((line for line in lines
                     if "caught up" in line or "is behind" in line
-                    or "master zone" in line), "")
+                    or "master zone" in line or line.startswith("failed to")), "")
     if "no sync (zone is master)" in " ".join(lines):
         verdict = "this zone is the metadata master"
     behind = _BEHIND.search(verdict)

@@ -62,3 +62,32 @@ def test_text_without_verdicts_is_never_read_as_caught_up() -> None:
     sources = parse_sync_status("  metadata sync syncing\n      data sync source: x (a)\n")
 
     assert [(s.source, s.caught_up) for s in sources] == [("metadata", False), ("a", False)]
+
+
+# Zone b with zone a's gateway killed: Ceph cannot ask the master, and says so.
+MASTER_UNREACHABLE = """\
+          realm a7137928-47a5-41c9-8855-4087ee3ae9f0 (drd-lab)
+      zonegroup 29dd766a-ca08-4f83-99b2-6a986b864935 (city)
+           zone 981ddf3b-e302-4c47-81b3-05ad48675322 (b)
+  metadata sync syncing
+                full sync: 0/16 shards
+                failed to fetch master sync status: (5) Input/output error
+      data sync source: 90aa7afa-493f-4802-8547-dc4f6ab7b5a6 (c)
+                        syncing
+                        full sync: 0/16 shards
+                        incremental sync: 16/16 shards
+                        data is caught up with source
+                source: f14beaf8-5e90-40ed-959d-104968557db4 (a)
+                        failed to retrieve sync info: (5) Input/output error
+"""
+
+
+def test_an_unreachable_peer_is_reported_in_cephs_words_and_never_as_caught_up() -> None:
+    sources = {s.source: s for s in parse_sync_status(MASTER_UNREACHABLE)}
+
+    assert not sources["metadata"].caught_up
+    assert sources["metadata"].summary() == (
+        "metadata: failed to fetch master sync status: (5) Input/output error")
+    assert not sources["a"].caught_up
+    assert sources["a"].detail == "failed to retrieve sync info: (5) Input/output error"
+    assert sources["c"].caught_up
