@@ -20,6 +20,7 @@ import structlog
 from drd.api.metrics import DaemonMetrics
 from drd.ceph import rgw_bucket_sync as rgw
 from drd.ceph.rgw_admin import RgwAdmin, RgwAdminError
+from drd.ceph.rgw_failover import RgwZone, zone_gateways
 from drd.domain.bucket_lag import (
     BucketLag,
     StuckShards,
@@ -195,14 +196,27 @@ class BucketSyncService:
         now = datetime.now(UTC)
         lag = bucket_lag(read_at, oldest, full, now)
         stuck = self._stuck.observe(bucket, site, behind, now)
+        repair = await self._repair_advice(peer, bucket) if stuck else None
         measurement = BucketMeasurement(
             spec.tenant, spec.selection.name, bucket, watch.destination, site, watch.target,
-            lag, judge_rpo(lag.measured, watch.target), stuck,
-            rgw.repair_command(f" -c {peer.admin.conf}", bucket, self.own_zone)
-            if stuck else None)
+            lag, judge_rpo(lag.measured, watch.target), stuck, repair)
         await self._handle_stuck(spec, measurement, peer)
         self._record(measurement)
         return measurement
+
+    async def _repair_advice(self, peer: ZonePeer, bucket: str) -> str:
+        """What unsticks it. A zone's sync runs in its gateways, so with none running
+        the fix is to start one; otherwise `bucket sync run` replays the bucket."""
+        try:
+            gateways = await self._call(partial(zone_gateways, RgwZone(peer.zone, peer.admin)))
+        except RgwAdminError as error:
+            log.warning("cannot see the destination's gateways", site=peer.site,
+                        error=str(error))
+            gateways = frozenset({"unknown"})
+        if not gateways:
+            return (f"start a radosgw of zone {peer.zone} on site {peer.site}: none is "
+                    f"running there, and its sync runs in its gateways")
+        return rgw.repair_command(f" -c {peer.admin.conf}", bucket, self.own_zone)
 
     async def _handle_stuck(self, spec: ObjectSpec, measurement: BucketMeasurement,
                             peer: ZonePeer) -> None:
@@ -212,8 +226,9 @@ class BucketSyncService:
             return
         log.error("bucket sync stuck", tenant=spec.tenant, bucket=measurement.bucket,
                   site=peer.site, shards=list(measurement.stuck), repair=measurement.repair)
-        if spec.selection.repair is not RepairMode.AUTO or episode in self.state.repaired:
-            return
+        if (spec.selection.repair is not RepairMode.AUTO or episode in self.state.repaired
+                or not (measurement.repair or "").startswith("radosgw-admin")):
+            return  # drd does not start gateways; that is the site's service manager's
         self.state.repaired.add(episode)  # once per episode, even if it fails
         try:
             await self._call(lambda: rgw.run_bucket_sync(peer.admin, measurement.bucket,
@@ -224,7 +239,7 @@ class BucketSyncService:
                       error=str(error))
             return
         self._metrics.bucket_sync_repairs.labels(result="ok").inc()
-        log.warning("bucket sync repaired", tenant=spec.tenant, bucket=measurement.bucket,
+        log.warning("bucket sync repair run", tenant=spec.tenant, bucket=measurement.bucket,
                     site=peer.site, command="bucket sync run")
 
     def _unmeasured(self, watch: _Watch, why: str, site: str | None = None
