@@ -47,7 +47,8 @@ Key = TypeVar("Key", bound=Hashable)
 Decoded = TypeVar("Decoded")
 
 
-def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
+def pool_ioctx(cluster: Any, pool: str, namespace: str) -> Any:
+    """An ioctx on `pool`/`namespace`; the caller closes it."""
     try:
         ioctx = cluster.open_ioctx(pool)
     except rados.Error as error:
@@ -59,7 +60,7 @@ def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
 @contextmanager
 def _image(cluster: Any, ref: ImageRef, doing: str, read_only: bool = False) -> Iterator[Any]:
     """Open one image for one call; librbd and librados errors become CephError."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    ioctx = pool_ioctx(cluster, ref.pool, ref.namespace)
     try:
         with rbd.Image(ioctx, ref.name, read_only=read_only) as image:
             yield image
@@ -72,7 +73,7 @@ def _image(cluster: Any, ref: ImageRef, doing: str, read_only: bool = False) -> 
 def observe_pool(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
     """Every image of `pool`/`namespace` with its mirroring state, in two round trips."""
     api = rbd.RBD()
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         names = {image["id"]: image["name"] for image in api.list2(ioctx)}
         infos = dict(api.mirror_image_info_list(ioctx))
@@ -160,7 +161,7 @@ def image_ids_by_name(cluster: Any, pool: str, namespace: str) -> dict[str, str]
     Each site holds its copy of an image under an id of its own (rbd-mirror makes
     one for the non-primary copy), so a peer's images are read by the ids this gives.
     """
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         return {str(image["name"]): str(image["id"]) for image in rbd.RBD().list2(ioctx)}
     except (rbd.Error, rados.Error) as error:
@@ -178,9 +179,9 @@ def mirror_snapshots_many(cluster: Any, pool: str, namespace: str, image_ids: li
     for its image alone; a snapshot removed between the rounds is left out.
     """
     spec = f"{pool}/{namespace}" if namespace else pool
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
-        contexts = _execute_all(ioctx, {
+        contexts = execute_all(ioctx, {
             image_id: (f"rbd_header.{image_id}", "get_snapcontext", b"")
             for image_id in image_ids})
         found: dict[str, list[MirrorSnapshot] | CephError] = {}
@@ -192,7 +193,7 @@ def mirror_snapshots_many(cluster: Any, pool: str, namespace: str, image_ids: li
                 found[image_id] = context
             else:
                 snap_ids[image_id] = context.snap_ids
-        replies = _execute_all(ioctx, {
+        replies = execute_all(ioctx, {
             (image_id, snap_id): (f"rbd_header.{image_id}", "snapshot_get",
                                   codec.encode_snapshot_get_request(snap_id))
             for image_id, ids in snap_ids.items() for snap_id in ids})
@@ -230,7 +231,7 @@ def _decoded(code: int, data: bytes | None, decode: Callable[[bytes], Decoded],
         return CephError(f"reading the snapshots of {where}: {error}")
 
 
-def _execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]]
+def execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]]
                  ) -> dict[Key, tuple[int, bytes | None]]:
     """Call cls_rbd methods on many objects at once: each call's return code and reply."""
     replies: dict[Key, bytes | None] = {}
@@ -282,7 +283,7 @@ def peer_statuses(cluster: Any, pool: str,
     """
     api = rbd.RBD()
     sites = {uuid: site for site, uuid in peer_mirror_uuids(cluster, pool).items()}
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         statuses: dict[str, list[PeerImageStatus]] = {}
         for entry in api.mirror_image_status_list(ioctx):
@@ -314,7 +315,7 @@ def peer_mirror_uuids(cluster: Any, pool: str) -> dict[str, str]:
 
     Peers belong to the pool: a namespace's ioctx lists none.
     """
-    ioctx = _ioctx(cluster, pool, "")
+    ioctx = pool_ioctx(cluster, pool, "")
     try:
         return {str(peer.get("site_name", "")): str(peer.get("mirror_uuid", ""))
                 for peer in rbd.RBD().mirror_peer_list(ioctx) if peer.get("mirror_uuid")}
@@ -331,7 +332,7 @@ def journal_clients(cluster: Any, pool: str, namespace: str,
     One OSD call per image, all in flight at once, so a round over many journal
     images takes about one round trip. A failure is returned for its image alone.
     """
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         request = encode_client_list_request()
         replies: dict[str, bytes | None] = {}
