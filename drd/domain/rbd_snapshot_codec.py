@@ -86,6 +86,7 @@ class Reader:
         self.data = data
         self.what = what
         self.at = 0
+        self.version = 0  # of the struct this reads, for one `struct` gave
 
     def take(self, fmt: str) -> tuple[int, ...]:
         size = struct.calcsize(fmt)
@@ -120,7 +121,9 @@ class Reader:
         if compat > _KNOWN_VERSION:
             raise DecodeError(f"{what} v{version} needs a decoder of v{compat} or newer; "
                               f"drd decodes v{_KNOWN_VERSION}")
-        return Reader(self.raw(length), what)
+        inner = Reader(self.raw(length), what)
+        inner.version = version
+        return inner
 
     def finish(self) -> None:
         if self.at != len(self.data):
