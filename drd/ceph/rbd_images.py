@@ -231,9 +231,10 @@ def _decoded(code: int, data: bytes | None, decode: Callable[[bytes], Decoded],
         return CephError(f"reading the snapshots of {where}: {error}")
 
 
-def execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]]
-                 ) -> dict[Key, tuple[int, bytes | None]]:
-    """Call cls_rbd methods on many objects at once: each call's return code and reply."""
+def execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]], cls: str = "rbd"
+                ) -> dict[Key, tuple[int, bytes | None]]:
+    """Call methods of object class `cls` on many objects at once: each call's return
+    code and reply."""
     replies: dict[Key, bytes | None] = {}
 
     def keep(key: Key) -> Any:
@@ -242,7 +243,7 @@ def execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]]
     pending: list[tuple[Key, Any]] = []
     try:
         for key, (oid, method, request) in calls.items():
-            pending.append((key, ioctx.aio_execute(oid, "rbd", method, request, _REPLY_BUFFER,
+            pending.append((key, ioctx.aio_execute(oid, cls, method, request, _REPLY_BUFFER,
                                                    oncomplete=keep(key))))
     finally:
         # Also when a submission failed: none may complete into a closed ioctx.
