@@ -1,7 +1,9 @@
 """RBD images and their mirroring, through librbd. Blocking: call from worker threads.
 
-Reads are batched per pool and namespace: one `list2` and one `mirror_image_info_list`
-give every image's mirroring state, instead of one open per image.
+`observe_pool` reads a namespace's mirroring through librbd, whose 16.2
+`mirror_image_info_list` costs three round trips per image, one image after another;
+the reconciler uses `rbd_observe.observe_pool_batched` instead, and tests compare it
+with this one.
 """
 
 import contextlib
@@ -71,7 +73,10 @@ def _image(cluster: Any, ref: ImageRef, doing: str, read_only: bool = False) -> 
 
 
 def observe_pool(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
-    """Every image of `pool`/`namespace` with its mirroring state, in two round trips."""
+    """Every image of `pool`/`namespace` with its mirroring state, as librbd gives it.
+
+    librbd lists only enabled images: one disabling or being created shows as disabled.
+    """
     api = rbd.RBD()
     ioctx = pool_ioctx(cluster, pool, namespace)
     try:
