@@ -1,7 +1,9 @@
 """RBD images and their mirroring, through librbd. Blocking: call from worker threads.
 
-Reads are batched per pool and namespace: one `list2` and one `mirror_image_info_list`
-give every image's mirroring state, instead of one open per image.
+`observe_pool` reads a namespace's mirroring through librbd, whose 16.2
+`mirror_image_info_list` costs three round trips per image, one image after another;
+the reconciler uses `rbd_observe.observe_pool_batched` instead, and tests compare it
+with this one.
 """
 
 import contextlib
@@ -47,7 +49,8 @@ Key = TypeVar("Key", bound=Hashable)
 Decoded = TypeVar("Decoded")
 
 
-def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
+def pool_ioctx(cluster: Any, pool: str, namespace: str) -> Any:
+    """An ioctx on `pool`/`namespace`; the caller closes it."""
     try:
         ioctx = cluster.open_ioctx(pool)
     except rados.Error as error:
@@ -59,7 +62,7 @@ def _ioctx(cluster: Any, pool: str, namespace: str) -> Any:
 @contextmanager
 def _image(cluster: Any, ref: ImageRef, doing: str, read_only: bool = False) -> Iterator[Any]:
     """Open one image for one call; librbd and librados errors become CephError."""
-    ioctx = _ioctx(cluster, ref.pool, ref.namespace)
+    ioctx = pool_ioctx(cluster, ref.pool, ref.namespace)
     try:
         with rbd.Image(ioctx, ref.name, read_only=read_only) as image:
             yield image
@@ -70,9 +73,12 @@ def _image(cluster: Any, ref: ImageRef, doing: str, read_only: bool = False) -> 
 
 
 def observe_pool(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
-    """Every image of `pool`/`namespace` with its mirroring state, in two round trips."""
+    """Every image of `pool`/`namespace` with its mirroring state, as librbd gives it.
+
+    librbd lists only enabled images: one disabling or being created shows as disabled.
+    """
     api = rbd.RBD()
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         names = {image["id"]: image["name"] for image in api.list2(ioctx)}
         infos = dict(api.mirror_image_info_list(ioctx))
@@ -160,7 +166,7 @@ def image_ids_by_name(cluster: Any, pool: str, namespace: str) -> dict[str, str]
     Each site holds its copy of an image under an id of its own (rbd-mirror makes
     one for the non-primary copy), so a peer's images are read by the ids this gives.
     """
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         return {str(image["name"]): str(image["id"]) for image in rbd.RBD().list2(ioctx)}
     except (rbd.Error, rados.Error) as error:
@@ -178,9 +184,9 @@ def mirror_snapshots_many(cluster: Any, pool: str, namespace: str, image_ids: li
     for its image alone; a snapshot removed between the rounds is left out.
     """
     spec = f"{pool}/{namespace}" if namespace else pool
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
-        contexts = _execute_all(ioctx, {
+        contexts = execute_all(ioctx, {
             image_id: (f"rbd_header.{image_id}", "get_snapcontext", b"")
             for image_id in image_ids})
         found: dict[str, list[MirrorSnapshot] | CephError] = {}
@@ -192,7 +198,7 @@ def mirror_snapshots_many(cluster: Any, pool: str, namespace: str, image_ids: li
                 found[image_id] = context
             else:
                 snap_ids[image_id] = context.snap_ids
-        replies = _execute_all(ioctx, {
+        replies = execute_all(ioctx, {
             (image_id, snap_id): (f"rbd_header.{image_id}", "snapshot_get",
                                   codec.encode_snapshot_get_request(snap_id))
             for image_id, ids in snap_ids.items() for snap_id in ids})
@@ -230,9 +236,10 @@ def _decoded(code: int, data: bytes | None, decode: Callable[[bytes], Decoded],
         return CephError(f"reading the snapshots of {where}: {error}")
 
 
-def _execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]]
-                 ) -> dict[Key, tuple[int, bytes | None]]:
-    """Call cls_rbd methods on many objects at once: each call's return code and reply."""
+def execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]], cls: str = "rbd"
+                ) -> dict[Key, tuple[int, bytes | None]]:
+    """Call methods of object class `cls` on many objects at once: each call's return
+    code and reply."""
     replies: dict[Key, bytes | None] = {}
 
     def keep(key: Key) -> Any:
@@ -241,7 +248,7 @@ def _execute_all(ioctx: Any, calls: dict[Key, tuple[str, str, bytes]]
     pending: list[tuple[Key, Any]] = []
     try:
         for key, (oid, method, request) in calls.items():
-            pending.append((key, ioctx.aio_execute(oid, "rbd", method, request, _REPLY_BUFFER,
+            pending.append((key, ioctx.aio_execute(oid, cls, method, request, _REPLY_BUFFER,
                                                    oncomplete=keep(key))))
     finally:
         # Also when a submission failed: none may complete into a closed ioctx.
@@ -282,7 +289,7 @@ def peer_statuses(cluster: Any, pool: str,
     """
     api = rbd.RBD()
     sites = {uuid: site for site, uuid in peer_mirror_uuids(cluster, pool).items()}
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         statuses: dict[str, list[PeerImageStatus]] = {}
         for entry in api.mirror_image_status_list(ioctx):
@@ -314,7 +321,7 @@ def peer_mirror_uuids(cluster: Any, pool: str) -> dict[str, str]:
 
     Peers belong to the pool: a namespace's ioctx lists none.
     """
-    ioctx = _ioctx(cluster, pool, "")
+    ioctx = pool_ioctx(cluster, pool, "")
     try:
         return {str(peer.get("site_name", "")): str(peer.get("mirror_uuid", ""))
                 for peer in rbd.RBD().mirror_peer_list(ioctx) if peer.get("mirror_uuid")}
@@ -331,7 +338,7 @@ def journal_clients(cluster: Any, pool: str, namespace: str,
     One OSD call per image, all in flight at once, so a round over many journal
     images takes about one round trip. A failure is returned for its image alone.
     """
-    ioctx = _ioctx(cluster, pool, namespace)
+    ioctx = pool_ioctx(cluster, pool, namespace)
     try:
         request = encode_client_list_request()
         replies: dict[str, bytes | None] = {}

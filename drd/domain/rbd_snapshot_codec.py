@@ -79,11 +79,14 @@ class SnapshotInfo:
     child_count: int
 
 
-class _Reader:
+class Reader:
+    """Ceph's little-endian encoding, read front to back; running short is a DecodeError."""
+
     def __init__(self, data: bytes, what: str) -> None:
         self.data = data
         self.what = what
         self.at = 0
+        self.version = 0  # of the struct this reads, for one `struct` gave
 
     def take(self, fmt: str) -> tuple[int, ...]:
         size = struct.calcsize(fmt)
@@ -112,13 +115,15 @@ class _Reader:
         # Names are bytes to Ceph; none of drd's decisions reads them.
         return self.raw(self.u32()).decode("utf-8", errors="replace")
 
-    def struct(self, what: str) -> "_Reader":
+    def struct(self, what: str) -> "Reader":
         """An ENCODE_START struct: a reader over its body, which this one steps past."""
         version, compat, length = self.take("<BBI")
         if compat > _KNOWN_VERSION:
             raise DecodeError(f"{what} v{version} needs a decoder of v{compat} or newer; "
                               f"drd decodes v{_KNOWN_VERSION}")
-        return _Reader(self.raw(length), what)
+        inner = Reader(self.raw(length), what)
+        inner.version = version
+        return inner
 
     def finish(self) -> None:
         if self.at != len(self.data):
@@ -132,7 +137,7 @@ def encode_snapshot_get_request(snap_id: int) -> bytes:
 
 def decode_snapcontext(data: bytes) -> SnapContext:
     """Decode what `rbd.get_snapcontext` returns."""
-    reader = _Reader(data, "snap context")
+    reader = Reader(data, "snap context")
     seq = reader.u64()
     count = reader.u32()
     if count * 8 > len(data) - reader.at:
@@ -145,7 +150,7 @@ def decode_snapcontext(data: bytes) -> SnapContext:
 
 def decode_snapshot_info(data: bytes) -> SnapshotInfo:
     """Decode what `rbd.snapshot_get` returns: one `cls::rbd::SnapshotInfo`."""
-    outer = _Reader(data, "snapshot info")
+    outer = Reader(data, "snapshot info")
     reader = outer.struct("snapshot info")
     outer.finish()
     snap_id = reader.u64()
@@ -163,7 +168,7 @@ def decode_snapshot_info(data: bytes) -> SnapshotInfo:
                         child_count)
 
 
-def _namespace(reader: _Reader) -> tuple[int, MirrorNamespace | None]:
+def _namespace(reader: Reader) -> tuple[int, MirrorNamespace | None]:
     namespace_type = reader.u32()
     if namespace_type != NAMESPACE_MIRROR:
         return namespace_type, None  # its fields are not needed; the length skips them

@@ -1,9 +1,9 @@
 """Make RBD mirroring match the tenants' policies, one idempotent pass at a time.
 
-A pass observes every pool and namespace the policies name (two batch calls each,
-PARALLEL namespaces at a time), plans with the pure `plan_reconcile`, reads the marks
-of the few mirrored images no policy selects any more, and carries the actions out,
-PARALLEL at a time. Each Ceph call is retried with backoff; an action that still
+A pass observes every pool and namespace the policies name (a few rounds of batched
+cls calls each, PARALLEL namespaces at a time), plans with the pure `plan_reconcile`,
+reads the marks of the few mirrored images no policy selects any more, and carries
+the actions out, PARALLEL at a time. Each Ceph call is retried with backoff; an action that still
 fails is reported and tried again next pass. Blocking: run a pass in a worker thread.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from drd.ceph import rbd_images
+from drd.ceph import rbd_images, rbd_observe
 from drd.ceph.cluster import CephError, ClusterHandle
 from drd.domain.replication_plan import (
     Action,
@@ -68,7 +68,7 @@ def _with_retries(handle: ClusterHandle, call: Callable[[Any], Any]) -> Any:
 
 
 def _observe(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
-    return rbd_images.observe_pool(cluster, pool, namespace)
+    return rbd_observe.observe_pool_batched(cluster, pool, namespace)
 
 
 def _in_parallel(calls: list[Callable[[], T]]) -> list[T]:
