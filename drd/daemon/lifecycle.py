@@ -7,6 +7,7 @@ watcher. Signal handlers only set events; the loops act on them.
 
 import asyncio
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ SIGHUP_ACTOR = Principal(name="signal:SIGHUP", kind=RoleKind.OPERATOR)
 TICK_SECONDS = 1.0
 PROBE_SECONDS = 2.0
 CEPH_DEADLINE_SECONDS = 5.0
+GIL_SWITCH_SECONDS = 0.001
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                      loaded: LoadedConfig) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     config = loaded.config
+    # Worker threads return from librados with replies for the event loop; at the
+    # default 5 ms GIL switch interval each hand-over can wait that long behind
+    # Python work, and a reconcile pass makes thousands of them.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     configure_logging(config.log.level, config.site.name)
     started_at = datetime.now(UTC)
     store = await asyncio.to_thread(StateStore.open, config.paths.state_dir, config.site.name)
