@@ -29,7 +29,7 @@ from daemon_process import BenchError
 from lab_lifecycle import other_ceph_daemons
 from rgw_sync_ceph import MemorySampler, StatusSampler, gateway_rss
 from rgw_sync_load import Put, Watcher, object_key, write_stream
-from rgw_sync_report import SyncRun, print_table
+from rgw_sync_report import SyncRun, print_table, save_record
 from rgw_sync_s3 import create_bucket, tenant_zones, verify
 
 from drd.ceph.rgw_admin import RgwAdminError
@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds after the last object synced before the last RSS "
                              "(default 30)")
+    parser.add_argument("--record", type=Path, default=None, metavar="FILE",
+                        help="write every object's times and every status reading to FILE "
+                             "as JSON")
     parser.add_argument("--rgw-config", action="append", default=[], metavar="NAME=VALUE",
                         help="`ceph config set client.rgw.<site>` on every site first; "
                              "only options a running radosgw applies (repeatable)")
@@ -168,6 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmark failed: {error}", file=sys.stderr)
         return 1
     print_table(run)
+    if args.record is not None:
+        save_record(run, args.record)
+        print(f"\nper-object times and status readings: {args.record}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the end: {load}")
     print(f"\nthe whole run took {time.monotonic() - began:.0f} s", flush=True)
     return 0 if run.write is not None and run.write.acked else 1
 

@@ -1,8 +1,10 @@
 """The RGW sync benchmark's figures: lag per destination, the gateways' RSS, and what
 `radosgw-admin sync status` said on b beside what b really held at that moment."""
 
+import json
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from daemon_report import Row
 from rgw_sync_ceph import StatusSample
@@ -238,3 +240,30 @@ def summarise(samples: list[StatusSample], comparisons: list[Comparison], zone: 
                      f"{max(behind_at) - all_there:.1f} s after {zone} held every object")
         lines.append(textwrap.fill(line, width=100, subsequent_indent="    "))
     return "\n".join(lines)
+
+
+def save_record(run: SyncRun, path: Path) -> None:
+    """Every object's times and every status reading as JSON, seconds from the first due
+    time, for a closer look at the tail than the table gives."""
+    if run.write is None:
+        return
+    began = run.write.started
+
+    def since(value: float | None) -> float | None:
+        return None if value is None else round(value - began, 4)
+
+    objects = []
+    for put in run.write.puts:
+        entry: dict[str, object] = {"key": put.key, "due": since(put.due),
+                                    "sent": since(put.sent), "acked": since(put.acked),
+                                    "error": put.error}
+        for name, watcher in run.watchers.items():
+            sighting = watcher.arrived(put)
+            entry[f"seen_{name}"] = None if sighting is None else since(sighting.seen)
+        objects.append(entry)
+    status = [{"at": since(sample.at), "took_s": round(sample.took_s, 3),
+               "sync": [source.summary() for source in sample.sync],
+               "bucket": [source.summary() for source in sample.bucket],
+               "error": sample.error} for sample in run.status]
+    path.write_text(json.dumps({"bucket": run.bucket, "tuning": run.tuning,
+                                "objects": objects, "status": status}, indent=1) + "\n")
