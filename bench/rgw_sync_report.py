@@ -126,7 +126,9 @@ def print_table(run: SyncRun) -> None:
     header = f"{'figure':<44}{'value':>10}{'target':>14}{'ratio':>7}"
     print("\n" + header)
     print("-" * len(header))
-    rows: list[Row | str] = []
+    rows: list[Row | str] = [
+        "set-up (metadata sync; not part of the lag)",
+        Row("new user and bucket on a -> known on b and c (s)", run.metadata_wait_s, 1)]
     if run.write is not None:
         rows += write_rows(run, run.write)
         for watcher in run.watchers.values():
@@ -158,17 +160,16 @@ def print_status(run: SyncRun, write: WriteRun, watcher: Watcher) -> None:
     if watcher.finished is not None:
         events.append((watcher.finished, f"every object listed on {zone}"))
     print(f"\nwhat Ceph said on {zone} (sync status: data from {SOURCE}; bucket sync status "
-          f"from {SOURCE}) and what {zone} held\n(t from the first PUT's due time; 'in flight': "
-          f"acknowledged on {SOURCE} by the reading's end, not yet listed on {zone} at its "
-          f"start;\n'lacked': acknowledged before the reading began, not listed on {zone} "
-          f"until after it ended)")
+          f"from {SOURCE}) and what {zone} held\n(t: when the reading began, from the first PUT's "
+          f"due time; 'in flight': acknowledged on {SOURCE}, not yet listed on {zone} then;\n"
+          f"'lacked': of those, not listed until after the reading ended)")
     comparisons = [compare(sample, write, watcher) for sample in run.status]
     for sample, truth in zip(run.status, comparisons, strict=True):
         while events and events[0][0] <= sample.at:
             at, what = events.pop(0)
             print(f"  t={at - began:+6.1f} s  -- {what}")
-        print(f"  t={sample.at - began:+6.1f} s  {truth.ceph:<46} in flight "
-              f"{truth.lacking_during:>3}, lacked {truth.lacking_throughout:>3}"
+        print(f"  t={sample.at - began:+6.1f} s  {truth.ceph:<46} took {sample.took_s:3.1f} s, "
+              f"in flight {truth.in_flight:>2}, lacked {truth.lacking_throughout:>2}"
               + (f", oldest {truth.oldest_s:.2f} s" if truth.lacking_throughout else ""))
     print(summarise(run.status, comparisons, zone, watcher.finished, began))
 
@@ -178,6 +179,7 @@ class Comparison:
     ceph: str  # both verdicts, short
     data_caught_up: bool | None  # None: no reading
     bucket_caught_up: bool | None
+    in_flight: int  # acknowledged on the source, not yet listed, when the reading began
     lacking_during: int  # objects possibly missing at some time during the reading
     lacking_throughout: int  # acknowledged before it, not listed until after it
     oldest_s: float  # age of the oldest certainly missing object
@@ -185,13 +187,14 @@ class Comparison:
 
 def compare(sample: StatusSample, write: WriteRun, watcher: Watcher) -> Comparison:
     start, end = sample.at, sample.at + sample.took_s
-    possibly = certainly = 0
+    in_flight = possibly = certainly = 0
     oldest = 0.0
     for put in write.acked:
         assert put.acked is not None
         sighting = watcher.arrived(put)
         if put.acked <= end and (sighting is None or sighting.seen > start):
             possibly += 1
+            in_flight += put.acked <= start
         if put.acked <= start and (sighting is None or sighting.absent > end):
             certainly += 1
             oldest = max(oldest, end - put.acked)
@@ -202,7 +205,7 @@ def compare(sample: StatusSample, write: WriteRun, watcher: Watcher) -> Comparis
         text = f"data: {_verdict(data)}; bucket: {_verdict(bucket)}"
     return Comparison(text, None if data is None else data.caught_up,
                       None if bucket is None else bucket.caught_up,
-                      possibly, certainly, oldest)
+                      in_flight, possibly, certainly, oldest)
 
 
 def _verdict(source: SyncSource | None) -> str:
@@ -224,16 +227,16 @@ def summarise(samples: list[StatusSample], comparisons: list[Comparison], zone: 
         stale = [c for c in said_behind if not c.lacking_during]
         line = (f"  {kind}: {len(said_caught_up)} of {len(comparisons)} readings said caught "
                 f"up, {len(said_behind)} behind")
-        busy = [c for c in said_caught_up if c.lacking_during]
+        busy = [c for c in said_caught_up if c.in_flight]
         if busy:
-            line += (f"; {len(busy)} said caught up with objects in flight (up to "
-                     f"{max(c.lacking_during for c in busy)})")
+            line += (f"; {len(busy)} said caught up with objects in flight at its start (up "
+                     f"to {max(c.in_flight for c in busy)})")
         if wrong:
             line += (f"; {len(wrong)} said caught up while {zone} lacked objects (up to "
                      f"{max(c.lacking_throughout for c in wrong)}, oldest "
                      f"{max(c.oldest_s for c in wrong):.2f} s)")
         if stale:
-            line += f"; {len(stale)} said behind with nothing in flight"
+            line += f"; {len(stale)} said behind with nothing in flight while it read"
         behind_at = [s.at for s, v in zip(samples, verdicts, strict=True) if v is False]
         if all_there is not None and behind_at and max(behind_at) > all_there:
             line += (f"; still behind at t={max(behind_at) - began:+.1f} s, "
