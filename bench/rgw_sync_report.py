@@ -96,7 +96,7 @@ def lag_rows(write: WriteRun, watcher: Watcher) -> list[Row | str]:
         f"{percentile(rounds, 0.5):.3f} s each at the median)"]
     rows += _spread(f"lag to {watcher.zone.name} (s)", found)
     if lower:
-        rows.append(Row("  p50 lower bound (listing before: absent)",
+        rows.append(Row("  p50, lower bound (from the listing before)",
                         percentile(lower, 0.5), 2))
     rows.append(Row(f"objects missing on {watcher.zone.name} at the end", len(missing), 0))
     acked = [p.acked for p in write.acked if p.acked is not None]
