@@ -9,13 +9,12 @@ memory comes from the PIDs the lab recorded in lab.json.
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from drd.ceph.rgw_admin import RgwAdmin, RgwAdminError
 from drd.domain.rgw_sync_status import SyncSource, parse_bucket_sync_status, parse_sync_status
 from drd.lab.description import DaemonRole, LabDescription
 from drd.lab.processes import resident_bytes
-
-STATUS_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +22,7 @@ class StatusSample:
     """One reading of both commands on a zone; times are time.monotonic()."""
 
     at: float  # when `sync status` was sent
+    wall: float  # the same moment by time.time(), to age Ceph's timestamps
     took_s: float  # both commands together
     sync: list[SyncSource]
     bucket: list[SyncSource]
@@ -34,16 +34,29 @@ class StatusSample:
     def bucket_source(self, zone: str) -> SyncSource | None:
         return next((s for s in self.bucket if s.source == zone), None)
 
+    def oldest_change_age(self, zone: str) -> float | None:
+        """How old, when the reading began, the oldest change `sync status` said was not
+        applied from `zone` was; None when it named none."""
+        source = self.source(zone)
+        if source is None or not source.oldest_change:
+            return None
+        try:
+            when = datetime.strptime(source.oldest_change, "%Y-%m-%dT%H:%M:%S.%f%z")
+        except ValueError:
+            return None
+        return self.wall - when.timestamp()
+
 
 def read_status(admin: RgwAdmin, zone: str, bucket: str) -> StatusSample:
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     try:
         sync = parse_sync_status(admin.text("sync", "status", "--rgw-zone", zone))
         per_bucket = parse_bucket_sync_status(
             admin.text("bucket", "sync", "status", "--bucket", bucket, "--rgw-zone", zone))
     except RgwAdminError as error:
-        return StatusSample(started, time.monotonic() - started, [], [], error=str(error))
-    return StatusSample(started, time.monotonic() - started, sync, per_bucket)
+        return StatusSample(started, wall, time.monotonic() - started, [], [],
+                            error=str(error))
+    return StatusSample(started, wall, time.monotonic() - started, sync, per_bucket)
 
 
 @dataclass

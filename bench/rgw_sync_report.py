@@ -168,7 +168,7 @@ def print_status(run: SyncRun, write: WriteRun, watcher: Watcher) -> None:
         while events and events[0][0] <= sample.at:
             at, what = events.pop(0)
             print(f"  t={at - began:+6.1f} s  -- {what}")
-        print(f"  t={sample.at - began:+6.1f} s  {truth.ceph:<46} took {sample.took_s:3.1f} s, "
+        print(f"  t={sample.at - began:+6.1f} s  {truth.ceph:<60} took {sample.took_s:3.1f} s, "
               f"in flight {truth.in_flight:>2}, lacked {truth.lacking_throughout:>2}"
               + (f", oldest {truth.oldest_s:.2f} s" if truth.lacking_throughout else ""))
     print(summarise(run.status, comparisons, zone, watcher.finished, began))
@@ -202,7 +202,9 @@ def compare(sample: StatusSample, write: WriteRun, watcher: Watcher) -> Comparis
     if sample.error:
         text = f"error: {sample.error[:40]}"
     else:
-        text = f"data: {_verdict(data)}; bucket: {_verdict(bucket)}"
+        age = sample.oldest_change_age(SOURCE)
+        stamp = f" (oldest {age:.0f} s)" if age is not None else ""
+        text = f"data: {_verdict(data)}{stamp}; bucket: {_verdict(bucket)}"
     return Comparison(text, None if data is None else data.caught_up,
                       None if bucket is None else bucket.caught_up,
                       in_flight, possibly, certainly, oldest)
@@ -241,6 +243,11 @@ def summarise(samples: list[StatusSample], comparisons: list[Comparison], zone: 
         if all_there is not None and behind_at and max(behind_at) > all_there:
             line += (f"; still behind at t={max(behind_at) - began:+.1f} s, "
                      f"{max(behind_at) - all_there:.1f} s after {zone} held every object")
+        ages = [age for sample in samples
+                if (age := sample.oldest_change_age(SOURCE)) is not None]
+        if kind.startswith("sync status") and ages:
+            line += (f"; the 'oldest incremental change not applied' it named was "
+                     f"{min(ages):.0f} to {max(ages):.0f} s old ({len(ages)} readings)")
         lines.append(textwrap.fill(line, width=100, subsequent_indent="    "))
     return "\n".join(lines)
 
@@ -267,6 +274,7 @@ def save_record(run: SyncRun, path: Path) -> None:
     status = [{"at": since(sample.at), "took_s": round(sample.took_s, 3),
                "sync": [source.summary() for source in sample.sync],
                "bucket": [source.summary() for source in sample.bucket],
+               "oldest_change_age_s": sample.oldest_change_age(SOURCE),
                "error": sample.error} for sample in run.status]
     path.write_text(json.dumps({"bucket": run.bucket, "tuning": run.tuning,
                                 "objects": objects, "status": status}, indent=1) + "\n")
