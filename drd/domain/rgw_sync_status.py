@@ -19,12 +19,26 @@ Pacific prints this command only as text, for people:
 
 The JSON-speaking commands (`metadata sync status`, `data sync status`) carry the
 markers but not the verdicts, so the overview comes from here.
+
+`radosgw-admin bucket sync status --bucket NAME` prints the same kind of verdict for
+one bucket, per source zone:
+
+         bucket :water-docs[ad5e....4194.1])
+
+    source zone 00d0... (c)
+  source bucket water-docs:ad5e....4194.1
+                full sync: 2/11 shards
+                full sync: 0 objects completed
+                incremental sync: 1/11 shards
+                bucket is behind on 4 shards
+                behind shards: [1,4,6,10]
 """
 
 import re
 from dataclasses import dataclass
 
 _SOURCE = re.compile(r"^(?:data sync )?source: \S+ \((?P<zone>[^)]+)\)")
+_BUCKET_SOURCE = re.compile(r"^source zone \S+ \((?P<zone>[^)]+)\)")
 _BEHIND = re.compile(r"is behind on (?P<shards>\d+) shards?")
 _OLDEST = re.compile(r"oldest incremental change not applied: (?P<when>\S+)")
 
@@ -67,6 +81,24 @@ def parse_sync_status(text: str) -> list[SyncSource]:
         elif current is not None:
             lines.append(line)
     close()
+    return sources
+
+
+def parse_bucket_sync_status(text: str) -> list[SyncSource]:
+    """One entry per zone the bucket syncs from."""
+    sources: list[SyncSource] = []
+    current: str | None = None
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if (match := _BUCKET_SOURCE.search(line)) is not None:
+            if current is not None:
+                sources.append(_source(current, lines))
+            current, lines = match["zone"], []
+        elif current is not None:
+            lines.append(line)
+    if current is not None:
+        sources.append(_source(current, lines))
     return sources
 
 

@@ -1,6 +1,6 @@
 """`radosgw-admin sync status` text, as Pacific prints it, reduced to verdicts."""
 
-from drd.domain.rgw_sync_status import parse_sync_status
+from drd.domain.rgw_sync_status import parse_bucket_sync_status, parse_sync_status
 
 SECONDARY = """\
           realm 34447dae-3f7f-49b3-81f4-13f5914e4fcf (drd-lab)
@@ -91,3 +91,40 @@ def test_an_unreachable_peer_is_reported_in_cephs_words_and_never_as_caught_up()
     assert not sources["a"].caught_up
     assert sources["a"].detail == "failed to retrieve sync info: (5) Input/output error"
     assert sources["c"].caught_up
+
+
+BUCKET_ON_B = """\
+          realm 57c2d655-825f-48a2-b2df-069e8cb11585 (drd-lab)
+      zonegroup b933853a-e334-4324-a453-94b989bfeb84 (city)
+           zone 3b926bca-905e-484a-a4ad-72cfd11d484d (b)
+         bucket :probe1[5f00be33-ebc6-4c0c-9d95-e64d86331f9f.4194.1])
+
+    source zone 00d00238-e673-4832-9ff9-0b7029d27645 (c)
+  source bucket probe1:5f00be33-ebc6-4c0c-9d95-e64d86331f9f.4194.1
+                full sync: 0/11 shards
+                incremental sync: 1/11 shards
+                bucket is caught up with source
+    source zone 5f00be33-ebc6-4c0c-9d95-e64d86331f9f (a)
+  source bucket probe1:5f00be33-ebc6-4c0c-9d95-e64d86331f9f.4194.1
+                full sync: 2/11 shards
+                full sync: 0 objects completed
+                incremental sync: 1/11 shards
+                bucket is behind on 4 shards
+                behind shards: [1,4,6,10]
+"""
+
+
+def test_bucket_sync_status_gives_one_verdict_per_source_zone() -> None:
+    sources = {s.source: s for s in parse_bucket_sync_status(BUCKET_ON_B)}
+
+    assert set(sources) == {"a", "c"}
+    assert sources["c"].summary() == "c: caught up"
+    assert not sources["a"].caught_up
+    assert sources["a"].behind_shards == 4
+    assert sources["a"].summary() == "a: bucket is behind on 4 shards"
+
+
+def test_bucket_sync_status_without_a_verdict_is_never_read_as_caught_up() -> None:
+    text = "    source zone 5f00 (a)\n  source bucket probe1:5f00.4194.1\n"
+
+    assert [(s.source, s.caught_up) for s in parse_bucket_sync_status(text)] == [("a", False)]
