@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from drd.ceph.rgw_admin import RgwAdmin, RgwAdminError, S3Keys
+from drd.ceph.rgw_admin import RgwAdmin, S3Keys
 from drd.ceph.rgw_failback import failback_zone
 from drd.ceph.rgw_failover import PromotionRefused, RgwZone, current_period, promote_zone
 from drd.ceph.rgw_multisite import ensure_user
@@ -25,6 +25,7 @@ from drd.domain.rgw_failover import CatchUpVerdict
 from drd.lab.description import LabDescription, SiteRecord
 from drd.lab.rgw_gateways import LabGateways, lab_zones
 from drd.lab.rgw_lab import LAB_CITY, read_system_keys
+from tests.integration.rgw_helpers import wait_metadata
 from tests.integration.s3_objects import (
     first_write,
     listing,
@@ -38,7 +39,6 @@ pytestmark = pytest.mark.timeout(600)
 
 TENANT_UID = "transport"
 SYNC_DEADLINE_S = 120.0
-METADATA_DEADLINE_S = 120.0
 WRITABLE_DEADLINE_S = 60.0
 
 
@@ -66,19 +66,6 @@ def _url(site: SiteRecord) -> str:
     return site.rgw_url
 
 
-def _wait_metadata(sites: list[SiteRecord], *command: str) -> None:
-    deadline = time.monotonic() + METADATA_DEADLINE_S
-    for site in sites:
-        while True:
-            try:
-                RgwAdmin(site.conf).json(*command)
-                break
-            except RgwAdminError:
-                assert time.monotonic() < deadline, \
-                    f"`{' '.join(command)}` still fails on {site.name}: metadata not synced"
-                time.sleep(0.5)
-
-
 def test_zone_b_takes_over_when_a_dies_and_a_takes_back_with_every_object(
         lab: LabDescription, zones: dict[str, RgwZone]) -> None:
     a, b, c = lab.sites["a"], lab.sites["b"], lab.sites["c"]
@@ -86,9 +73,9 @@ def test_zone_b_takes_over_when_a_dies_and_a_takes_back_with_every_object(
     tenant = ensure_user(RgwAdmin(a.conf), TENANT_UID, "Transport bureau")
     on_a, on_b = s3_client(_url(a), tenant), s3_client(_url(b), tenant)
     bucket = f"transport-fo-{secrets.token_hex(3)}"
-    _wait_metadata([b, c], "user", "info", "--uid", TENANT_UID)
+    wait_metadata([b, c], "user", "info", "--uid", TENANT_UID)
     on_a.create_bucket(Bucket=bucket)
-    _wait_metadata([b, c], "bucket", "stats", "--bucket", bucket)
+    wait_metadata([b, c], "bucket", "stats", "--bucket", bucket)
     before_crash = write_objects(on_a, bucket, "before-crash", 24, seed=7, big=6 * 2**20 + 3)
     wait_listed(on_b, bucket, before_crash, SYNC_DEADLINE_S)
     period_a = current_period(zones["b"], LAB_CITY)
