@@ -157,6 +157,8 @@ mon_data = {root}/mon/$cluster-$id
 paxos_propose_interval = 0.1
 keyring = $mon_data/keyring
 log_file = {daemon_log}
+# The cluster and audit logs too, or every lab's mons share /var/log/ceph/ceph.log.
+mon_cluster_log_file = {layout.log_dir}/$cluster.$channel.log
 admin_socket = {daemon_socket}
 
 [osd]

@@ -154,6 +154,7 @@ def test_every_path_in_ceph_conf_lies_inside_the_site_root() -> None:
     assert set(paths) == {
         ("global", "keyring"), ("global", "run_dir"),
         ("mon", "mon_data"), ("mon", "keyring"), ("mon", "log_file"), ("mon", "admin_socket"),
+        ("mon", "mon_cluster_log_file"),
         ("osd", "osd_data"), ("osd", "log_file"), ("osd", "admin_socket"),
         ("mgr", "mgr_data"), ("mgr", "log_file"), ("mgr", "admin_socket"),
         ("client.rbd-mirror.a", "log_file"), ("client.rbd-mirror.a", "admin_socket"),
