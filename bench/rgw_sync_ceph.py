@@ -9,9 +9,9 @@ memory comes from the PIDs the lab recorded in lab.json.
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from drd.ceph.rgw_admin import RgwAdmin, RgwAdminError
+from drd.ceph.rgw_bucket_sync import parse_rgw_time
 from drd.domain.rgw_sync_status import SyncSource, parse_bucket_sync_status, parse_sync_status
 from drd.lab.description import DaemonRole, LabDescription
 from drd.lab.processes import resident_bytes
@@ -40,11 +40,8 @@ class StatusSample:
         source = self.source(zone)
         if source is None or not source.oldest_change:
             return None
-        try:
-            when = datetime.strptime(source.oldest_change, "%Y-%m-%dT%H:%M:%S.%f%z")
-        except ValueError:
-            return None
-        return self.wall - when.timestamp()
+        when = parse_rgw_time(source.oldest_change)
+        return None if when is None else self.wall - when.timestamp()
 
 
 def read_status(admin: RgwAdmin, zone: str, bucket: str) -> StatusSample:

@@ -9,6 +9,7 @@ after that position is the oldest change the destination has not applied.
 """
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from drd.ceph.rgw_admin import RgwAdmin, RgwAdminError
@@ -101,8 +102,9 @@ def run_bucket_sync(admin: RgwAdmin, bucket: str, source_zone: str) -> None:
     admin.text("bucket", "sync", "run", f"--bucket={bucket}", f"--source-zone={source_zone}")
 
 
-def repair_command(conf_hint: str, bucket: str, source_zone: str) -> str:
-    return (f"radosgw-admin{conf_hint} bucket sync run --bucket={bucket} "
+def repair_command(conf: Path, bucket: str, source_zone: str) -> str:
+    """The `bucket sync run` an operator would run against the destination's cluster."""
+    return (f"radosgw-admin -c {conf} bucket sync run --bucket={bucket} "
             f"--source-zone={source_zone}")
 
 

@@ -22,6 +22,7 @@ from drd.api.app import create_app
 from drd.api.metrics import DaemonMetrics
 from drd.ceph.cluster import ClusterHandle
 from drd.ceph.rgw_admin import RgwAdmin
+from drd.ceph.rgw_failover import RgwZone
 from drd.daemon.ceph_probe import CephProbe, ceph_probe_loop
 from drd.daemon.config_load import ConfigLoadError, load_config_bundle, reload_refusals
 from drd.daemon.heartbeat import heartbeat_loop
@@ -139,8 +140,8 @@ def _bucket_sync_service(config: SiteConfig,
     """Bucket sync is watched only where this site names its RGW zone."""
     if config.ceph.rgw_zone is None:
         return None
-    zone_peers = {peer.name: ZonePeer(peer.name, peer.rgw_zone,
-                                         RgwAdmin(peer.ceph_conf, client=config.ceph.client))
+    zone_peers = {peer.name: ZonePeer(peer.name, RgwZone(peer.rgw_zone, RgwAdmin(
+                      peer.ceph_conf, client=config.ceph.client)))
                   for peer in config.peers
                   if peer.rgw_zone is not None and peer.ceph_conf is not None}
     return BucketSyncService(own_kind=config.site.kind, own_zone=config.ceph.rgw_zone,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from drd.domain.rgw_sync_status import SyncSource
+from drd.domain.rgw_sync_status import SyncSource, parse_bucket_sync_status
 
 METADATA = "metadata"
 MASTER_DETAIL = "this zone is the metadata master"
@@ -157,8 +157,23 @@ class FailoverStep:
             ("" if self.changed or self.check else " (already so)")
 
 
+class _StepsOutcome:
+    """What a promotion and a failback both report about their steps."""
+
+    steps: tuple[FailoverStep, ...]
+    period_after: PeriodInfo
+
+    @property
+    def master_after(self) -> str:
+        return self.period_after.master_zone
+
+    @property
+    def changed(self) -> bool:
+        return any(step.changed for step in self.steps)
+
+
 @dataclass(frozen=True)
-class PromoteResult:
+class PromoteResult(_StepsOutcome):
     zone: str
     steps: tuple[FailoverStep, ...]
     elapsed_s: float
@@ -166,31 +181,15 @@ class PromoteResult:
     period_after: PeriodInfo
     forced: bool = False
 
-    @property
-    def master_after(self) -> str:
-        return self.period_after.master_zone
-
-    @property
-    def changed(self) -> bool:
-        return any(step.changed for step in self.steps)
-
 
 @dataclass(frozen=True)
-class FailbackResult:
+class FailbackResult(_StepsOutcome):
     zone: str
     previous_master: str
     steps: tuple[FailoverStep, ...]
     elapsed_s: float
     period_before: PeriodInfo  # the current master's, when failback started
     period_after: PeriodInfo
-
-    @property
-    def master_after(self) -> str:
-        return self.period_after.master_zone
-
-    @property
-    def changed(self) -> bool:
-        return any(step.changed for step in self.steps)
 
 
 @dataclass(frozen=True)
@@ -215,9 +214,8 @@ def parse_metadata_sync_info(document: Mapping[str, Any]) -> MetadataSyncInfo:
 def bucket_caught_up(text: str) -> tuple[bool, str]:
     """`radosgw-admin bucket sync status --bucket B --source-zone Z`: caught up, and
     Ceph's verdict line ("bucket is behind on 4 shards")."""
-    verdicts = [line.strip() for line in text.splitlines()
-                if line.strip().startswith("bucket is")]
-    if not verdicts:
+    sources = parse_bucket_sync_status(text)
+    if not sources:
         return False, "no verdict printed"
-    behind = [v for v in verdicts if "caught up" not in v]
-    return not behind, (behind or verdicts)[0]
+    behind = [source for source in sources if not source.caught_up]
+    return not behind, (behind or sources)[0].detail

@@ -51,9 +51,10 @@ class ObjectSpec:
 
 @dataclass(frozen=True)
 class ZonePeer:
+    """A peer site's zone, with radosgw-admin on that site's cluster."""
+
     site: str
-    zone: str
-    admin: RgwAdmin
+    zone: RgwZone
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class BucketSyncService:
         """Each destination zone's own account of its metadata and data sync."""
         async def verdicts(peer: ZonePeer) -> list[str]:
             try:
-                text = await self._call(partial(peer.admin.text, "sync", "status"))
+                text = await self._call(partial(peer.zone.admin.text, "sync", "status"))
             except RgwAdminError as error:
                 return [f"cannot read sync status: {error}"]
             return [source.summary() for source in parse_sync_status(text)]
@@ -183,7 +184,7 @@ class BucketSyncService:
             return self._unmeasured(watch, why, site)
         try:
             positions = await self._call(
-                lambda: rgw.sync_positions(peer.admin, bucket, self.own_zone))
+                lambda: rgw.sync_positions(peer.zone.admin, bucket, self.own_zone))
             behind = unapplied_shards(newest, positions)
             full = in_full_sync(positions, behind)
             shards = [shard for shard in behind if shard not in full]
@@ -208,15 +209,15 @@ class BucketSyncService:
         """What unsticks it. A zone's sync runs in its gateways, so with none running
         the fix is to start one; otherwise `bucket sync run` replays the bucket."""
         try:
-            gateways = await self._call(partial(zone_gateways, RgwZone(peer.zone, peer.admin)))
+            gateways = await self._call(partial(zone_gateways, peer.zone))
         except RgwAdminError as error:
             log.warning("cannot see the destination's gateways", site=peer.site,
                         error=str(error))
             gateways = frozenset({"unknown"})
         if not gateways:
-            return (f"start a radosgw of zone {peer.zone} on site {peer.site}: none is "
+            return (f"start a radosgw of zone {peer.zone.name} on site {peer.site}: none is "
                     f"running there, and its sync runs in its gateways")
-        return rgw.repair_command(f" -c {peer.admin.conf}", bucket, self.own_zone)
+        return rgw.repair_command(peer.zone.admin.conf, bucket, self.own_zone)
 
     async def _handle_stuck(self, spec: ObjectSpec, measurement: BucketMeasurement,
                             peer: ZonePeer) -> None:
@@ -231,7 +232,7 @@ class BucketSyncService:
             return  # drd does not start gateways; that is the site's service manager's
         self.state.repaired.add(episode)  # once per episode, even if it fails
         try:
-            await self._call(lambda: rgw.run_bucket_sync(peer.admin, measurement.bucket,
+            await self._call(lambda: rgw.run_bucket_sync(peer.zone.admin, measurement.bucket,
                                                          self.own_zone))
         except RgwAdminError as error:
             self._metrics.bucket_sync_repairs.labels(result="failed").inc()

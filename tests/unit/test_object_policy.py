@@ -2,11 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
-from textwrap import dedent
 
-import pytest
-
-from drd.config import ConfigError
 from drd.config.policy_loader import load_policy
 from drd.config.site_loader import load_site_config
 from drd.domain.object_selection import (
@@ -14,7 +10,7 @@ from drd.domain.object_selection import (
     bucket_owner_issues,
     plain_bucket_names,
 )
-from drd.domain.site_config import SiteConfig
+from tests.unit.test_tenant_policy import issues_of, write
 
 DATA = Path(__file__).parent / "data"
 
@@ -30,18 +26,6 @@ DOCUMENTS = """\
             lag_target: 10m
           repair: auto
 """
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "water.yaml"
-    path.write_text(dedent(text))
-    return path
-
-
-def issues_of(path: Path, site_config: SiteConfig | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_policy(path, site_config)
-    return [issue.render() for issue in caught.value.issues]
 
 
 def test_a_bucket_selection_loads_with_typed_targets(tmp_path: Path) -> None:
