@@ -71,7 +71,8 @@ class DaemonMetrics:
             "drd_bucket_sync_stuck_shards", "bucket index shards whose sync is not moving",
             lag_labels, registry=self.registry)
         self.bucket_sync_repairs = Counter(
-            "drd_bucket_sync_repairs", "`bucket sync run` drd ran for a stuck bucket",
+            "drd_bucket_sync_repairs",
+            "automatic repairs of stuck buckets: ok, failed, or refused as unsafe",
             ["result"], registry=self.registry)
         self.loop_crashes = Counter(
             "drd_loop_crashes", "crashes of a daemon loop (it is restarted)", ["loop"],

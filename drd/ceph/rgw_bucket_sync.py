@@ -102,6 +102,11 @@ def run_bucket_sync(admin: RgwAdmin, bucket: str, source_zone: str) -> None:
     admin.text("bucket", "sync", "run", f"--bucket={bucket}", f"--source-zone={source_zone}")
 
 
+def ceph_version(admin: RgwAdmin) -> str:
+    """`radosgw-admin --version` on that cluster's host: which release would run a repair."""
+    return admin.text("--version").strip()
+
+
 def repair_command(conf: Path, bucket: str, source_zone: str) -> str:
     """The `bucket sync run` an operator would run against the destination's cluster."""
     return (f"radosgw-admin -c {conf} bucket sync run --bucket={bucket} "

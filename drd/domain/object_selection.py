@@ -106,7 +106,9 @@ class ObjectSelection(_Section):
     repair: RepairMode = Field(
         default=RepairMode.REPORT,
         description="report (default): stuck bucket shards are reported with the repair "
-                    "command; auto: drd also runs `bucket sync run` on a stuck bucket.",
+                    "command; auto: drd also runs `bucket sync run` on a stuck bucket, "
+                    "once per episode, where the destination's Ceph release applies what "
+                    "it replays (not on 16.2.x, where it skips entries).",
         examples=["report"])
 
     @model_validator(mode="after")

@@ -28,6 +28,13 @@ from drd.domain.bucket_lag import (
     in_full_sync,
     unapplied_shards,
 )
+from drd.domain.bucket_repair import (
+    CephRelease,
+    RepairAdvice,
+    parse_ceph_release,
+    repair_advice,
+    sync_run_hazard,
+)
 from drd.domain.object_selection import ObjectSelection, RepairMode
 from drd.domain.protection import Destination, destination_site
 from drd.domain.rgw_sync_status import parse_sync_status
@@ -87,6 +94,7 @@ class BucketSyncState:
     measurements: dict[tuple[str, str, Destination], BucketMeasurement] = field(
         default_factory=dict)
     repaired: set[tuple[str, str]] = field(default_factory=set)  # bucket, site this episode
+    releases: dict[str, CephRelease | None] = field(default_factory=dict)  # site -> release
     zones: dict[str, list[str]] = field(default_factory=dict)  # site -> its sync verdicts
     last_round_seconds: float | None = None
 
@@ -197,40 +205,56 @@ class BucketSyncService:
         now = datetime.now(UTC)
         lag = bucket_lag(read_at, oldest, full, now)
         stuck = self._stuck.observe(bucket, site, behind, now)
-        repair = await self._repair_advice(peer, bucket) if stuck else None
+        advice = await self._repair_advice(peer, bucket) if stuck else None
         measurement = BucketMeasurement(
             spec.tenant, spec.selection.name, bucket, watch.destination, site, watch.target,
-            lag, judge_rpo(lag.measured, watch.target), stuck, repair)
-        await self._handle_stuck(spec, measurement, peer)
+            lag, judge_rpo(lag.measured, watch.target), stuck,
+            advice.text if advice else None)
+        await self._handle_stuck(spec, measurement, advice, peer)
         self._record(measurement)
         return measurement
 
-    async def _repair_advice(self, peer: ZonePeer, bucket: str) -> str:
-        """What unsticks it. A zone's sync runs in its gateways, so with none running
-        the fix is to start one; otherwise `bucket sync run` replays the bucket."""
+    async def _repair_advice(self, peer: ZonePeer, bucket: str) -> RepairAdvice:
         try:
             gateways = await self._call(partial(zone_gateways, peer.zone))
         except RgwAdminError as error:
             log.warning("cannot see the destination's gateways", site=peer.site,
                         error=str(error))
             gateways = frozenset({"unknown"})
-        if not gateways:
-            return (f"start a radosgw of zone {peer.zone.name} on site {peer.site}: none is "
-                    f"running there, and its sync runs in its gateways")
-        return rgw.repair_command(peer.zone.admin.conf, bucket, self.own_zone)
+        return repair_advice(
+            zone=peer.zone.name, site=peer.site, gateways_running=bool(gateways),
+            hazard=sync_run_hazard(await self._release(peer)),
+            sync_run_command=rgw.repair_command(peer.zone.admin.conf, bucket, self.own_zone))
+
+    async def _release(self, peer: ZonePeer) -> CephRelease | None:
+        """The destination's Ceph release, read once: it changes only with an upgrade,
+        which restarts drd too."""
+        if peer.site not in self.state.releases:
+            try:
+                text = await self._call(partial(rgw.ceph_version, peer.zone.admin))
+            except RgwAdminError as error:
+                log.warning("cannot read the destination's Ceph release", site=peer.site,
+                            error=str(error))
+                return None
+            self.state.releases[peer.site] = parse_ceph_release(text)
+        return self.state.releases[peer.site]
 
     async def _handle_stuck(self, spec: ObjectSpec, measurement: BucketMeasurement,
-                            peer: ZonePeer) -> None:
+                            advice: RepairAdvice | None, peer: ZonePeer) -> None:
         episode = (measurement.bucket, peer.site)
-        if not measurement.stuck:
+        if not measurement.stuck or advice is None:
             self.state.repaired.discard(episode)
             return
         log.error("bucket sync stuck", tenant=spec.tenant, bucket=measurement.bucket,
-                  site=peer.site, shards=list(measurement.stuck), repair=measurement.repair)
-        if (spec.selection.repair is not RepairMode.AUTO or episode in self.state.repaired
-                or not (measurement.repair or "").startswith("radosgw-admin")):
-            return  # drd does not start gateways; that is the site's service manager's
-        self.state.repaired.add(episode)  # once per episode, even if it fails
+                  site=peer.site, shards=list(measurement.stuck), repair=advice.text)
+        if spec.selection.repair is not RepairMode.AUTO or episode in self.state.repaired:
+            return
+        self.state.repaired.add(episode)  # once per episode, whatever comes of it
+        if not advice.automatic:
+            self._metrics.bucket_sync_repairs.labels(result="refused").inc()
+            log.warning("automatic bucket repair refused", tenant=spec.tenant,
+                        bucket=measurement.bucket, site=peer.site, reason=advice.refusal)
+            return
         try:
             await self._call(lambda: rgw.run_bucket_sync(peer.zone.admin, measurement.bucket,
                                                          self.own_zone))

@@ -4,6 +4,7 @@ b and c from RGW's own logs, and refuses a policy that names another tenant's bu
 import hashlib
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from drd.ceph.rgw_multisite import ensure_user
 from drd.lab.description import LabDescription
 from drd.lab.rgw_gateways import LabGateways
 from tests.integration.rgw_helpers import s3_client, wait_metadata
+from tests.integration.test_daemon import get_metrics
 from tests.integration.test_replication import apply_policy, drd, eventually
 
 pytestmark = pytest.mark.timeout(600)
@@ -201,3 +203,63 @@ def test_a_bucket_stuck_behind_a_stopped_gateway_is_reported_with_what_unsticks_
                      ensure_user(RgwAdmin(lab.sites["a"].conf), "water", "Water"))
     for name, etag in etags.items():
         assert peer.head_object(Bucket=bucket, Key=name)["ETag"].strip('"') == etag
+
+
+def test_a_gateway_that_does_not_sync_gets_a_restart_and_auto_repair_refuses_sync_run(
+        lab: LabDescription, tmp_path: Path,
+        water_bucket: tuple[str, Any, dict[str, str]]) -> None:
+    """On Ceph 16.2.x `bucket sync run` marks entries done without applying them, so
+    `repair: auto` must not run it: the bucket would read caught up with objects missing."""
+    bucket, client, _ = water_bucket
+    policy = POLICY.format(glob=f"water-docs-{RUN}*").replace(
+        "        lag_target: 2m\n", "        lag_target: 2m\n      repair: auto\n")
+    assert apply_policy(lab, tmp_path, "water", policy).returncode == 0
+    gateways = LabGateways(lab.dir)
+    b = lab.sites["b"]
+    set_sync_thread(b.conf, enabled=False)
+    gateways.restart("b")  # running, watching its control pool, and syncing nothing
+    try:
+        etags = {}
+        for number in range(10):
+            name = f"while-b-does-not-sync-{number}"
+            client.put_object(Bucket=bucket, Key=name, Body=secrets.token_bytes(40_000))
+            etags[name] = client.head_object(Bucket=bucket, Key=name)["ETag"].strip('"')
+
+        def stuck() -> bool:
+            row = bucket_rows(lab, bucket).get("same_city")
+            return row is not None and bool(row["stuck_shards"])
+
+        eventually(stuck, 180, "drd reports b's copy of the bucket stuck")
+        row = bucket_rows(lab, bucket)["same_city"]
+        assert row["repair"].startswith("restart the radosgw of zone b on site b"), row
+        assert "16.2.15" in row["repair"], row
+        # drd refused the automatic `bucket sync run`: b's own status still says behind,
+        # and the objects are still missing there.
+        metrics = get_metrics(lab.sites["a"].api_url or "")
+        assert 'drd_bucket_sync_repairs_total{result="refused"}' in metrics
+        assert 'drd_bucket_sync_repairs_total{result="ok"}' not in metrics
+        status = RgwAdmin(b.conf).text("bucket", "sync", "status", f"--bucket={bucket}",
+                                       "--source-zone=a")
+        assert "bucket is behind" in status, status
+        assert not set(etags) & set(indexed_on(lab, "b", bucket))
+    finally:
+        set_sync_thread(b.conf, enabled=True)
+        gateways.restart("b")  # the advised repair
+
+    def caught_up() -> bool:
+        row = bucket_rows(lab, bucket).get("same_city")
+        return row is not None and not row["behind_shards"] and not row["stuck_shards"]
+
+    eventually(caught_up, 180, "b catches up once its gateway syncs again, and drd says so")
+    peer = s3_client(b.rgw_url or "", ensure_user(RgwAdmin(lab.sites["a"].conf), "water",
+                                                   "Water"))
+    for name, etag in etags.items():
+        assert peer.head_object(Bucket=bucket, Key=name)["ETag"].strip('"') == etag
+
+
+def set_sync_thread(conf: Path, *, enabled: bool) -> None:
+    """Turn the zone gateway's sync thread off (a misconfigured gateway) or back on."""
+    command = (["config", "rm", "client.rgw.b", "rgw_run_sync_thread"] if enabled
+               else ["config", "set", "client.rgw.b", "rgw_run_sync_thread", "false"])
+    subprocess.run(["ceph", "-c", str(conf), *command], check=True, capture_output=True,
+                   timeout=60)
