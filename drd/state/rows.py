@@ -1,4 +1,4 @@
-"""Turning the state database's rows into records, and record fields into column values."""
+"""Turning the state database's rows into records, and arguments into checked column values."""
 
 import json
 import sqlite3
@@ -16,6 +16,22 @@ from drd.state.records import (
     RunState,
     from_microseconds,
 )
+
+
+def require_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+
+
+def require_text(**fields: str) -> None:
+    for name, value in fields.items():
+        if not value:
+            raise ValueError(f"{name} must not be empty")
+
+
+def require_final(state: RunState) -> None:
+    if state is RunState.RUNNING:
+        raise ValueError("a run or job is finished with a final state, not 'running'")
 
 
 def encode_detail(detail: Mapping[str, Any] | None) -> str:
