@@ -3,13 +3,15 @@
 import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from drd.domain.backup_jobs import JobKind
 from drd.state.records import (
     AuditRecord,
     AuditResult,
+    BackupJobRecord,
     EpochRecord,
     JobRecord,
     RunRecord,
@@ -95,4 +97,23 @@ def epoch_from_row(row: sqlite3.Row) -> EpochRecord:
         primary_site=row["primary_site"],
         updated_at=from_microseconds(row["updated_at_us"]),
         updated_by=row["updated_by"],
+    )
+
+
+def backup_job_from_row(row: sqlite3.Row) -> BackupJobRecord:
+    duration_us = row["duration_us"]
+    return BackupJobRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        kind=JobKind(row["kind"]),
+        source=row["source"],
+        repository=row["repository"],
+        started_at=from_microseconds(row["started_at_us"]),
+        finished_at=_optional_time(row["finished_at_us"]),
+        state=RunState(row["state"]),
+        reason=row["reason"],
+        bytes_added=row["bytes_added"],
+        snapshot_id=row["snapshot_id"],
+        duration=None if duration_us is None else timedelta(microseconds=duration_us),
+        interrupted=bool(row["interrupted"]),
     )
