@@ -1,4 +1,4 @@
-"""The daemon's durable state: run and job history, the audit log and protection-group epochs."""
+"""The daemon's durable state: run, job and backup history, the audit log and epochs."""
 
 from drd.state.errors import (
     AlreadyFinished,
@@ -9,6 +9,8 @@ from drd.state.errors import (
 from drd.state.records import (
     AuditRecord,
     AuditResult,
+    BackupJobRecord,
+    BackupUsage,
     EpochRecord,
     JobRecord,
     RunRecord,
@@ -20,6 +22,8 @@ __all__ = [
     "AlreadyFinished",
     "AuditRecord",
     "AuditResult",
+    "BackupJobRecord",
+    "BackupUsage",
     "EpochConflict",
     "EpochRecord",
     "JobRecord",

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from drd.domain.backup_jobs import JobKey, JobKind
+
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -80,6 +82,44 @@ class EpochRecord:
     primary_site: str
     updated_at: datetime
     updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackupJobRecord:
+    """One run of a tenant's backup, forget, prune, check or restore test.
+
+    `reason` says why a run failed or was cancelled, and is never missing then. `interrupted`
+    marks a run the daemon's own stop or crash cut short. `duration` is measured on a
+    monotonic clock, and is None when the daemon did not see the run end.
+    """
+
+    id: int
+    tenant: str
+    kind: JobKind
+    source: str | None
+    repository: str
+    started_at: datetime
+    finished_at: datetime | None
+    state: RunState
+    reason: str | None
+    bytes_added: int | None
+    snapshot_id: str | None
+    duration: timedelta | None
+    interrupted: bool
+
+    @property
+    def job(self) -> JobKey:
+        return JobKey(self.tenant, self.kind, self.source, self.repository)
+
+
+@dataclass(frozen=True, slots=True)
+class BackupUsage:
+    """What one tenant's finished backup runs amount to, for metering."""
+
+    tenant: str
+    backup_runs: int
+    succeeded_runs: int
+    bytes_added: int
 
 
 def to_microseconds(moment: datetime) -> int:

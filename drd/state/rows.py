@@ -1,21 +1,39 @@
-"""Turning the state database's rows into records, and record fields into column values."""
+"""Turning the state database's rows into records, and arguments into checked column values."""
 
 import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from drd.domain.backup_jobs import JobKind
 from drd.state.records import (
     AuditRecord,
     AuditResult,
+    BackupJobRecord,
     EpochRecord,
     JobRecord,
     RunRecord,
     RunState,
     from_microseconds,
 )
+
+
+def require_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+
+
+def require_text(**fields: str) -> None:
+    for name, value in fields.items():
+        if not value:
+            raise ValueError(f"{name} must not be empty")
+
+
+def require_final(state: RunState) -> None:
+    if state is RunState.RUNNING:
+        raise ValueError("a run or job is finished with a final state, not 'running'")
 
 
 def encode_detail(detail: Mapping[str, Any] | None) -> str:
@@ -79,4 +97,23 @@ def epoch_from_row(row: sqlite3.Row) -> EpochRecord:
         primary_site=row["primary_site"],
         updated_at=from_microseconds(row["updated_at_us"]),
         updated_by=row["updated_by"],
+    )
+
+
+def backup_job_from_row(row: sqlite3.Row) -> BackupJobRecord:
+    duration_us = row["duration_us"]
+    return BackupJobRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        kind=JobKind(row["kind"]),
+        source=row["source"],
+        repository=row["repository"],
+        started_at=from_microseconds(row["started_at_us"]),
+        finished_at=_optional_time(row["finished_at_us"]),
+        state=RunState(row["state"]),
+        reason=row["reason"],
+        bytes_added=row["bytes_added"],
+        snapshot_id=row["snapshot_id"],
+        duration=None if duration_us is None else timedelta(microseconds=duration_us),
+        interrupted=bool(row["interrupted"]),
     )

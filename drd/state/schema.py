@@ -85,7 +85,35 @@ CREATE TRIGGER epochs_are_never_deleted BEFORE DELETE ON epochs
 BEGIN SELECT RAISE(ABORT, 'epochs are never deleted'); END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_CREATE_CORE_TABLES,)
+# Backup, forget, prune, check and restore-test jobs of tenants' policies. Their own table,
+# not `runs` with JSON detail: metering and "last verified restorable" read typed columns
+# through indexes, and the checks below keep a failed run from ever lacking its reason.
+_CREATE_BACKUP_JOBS = """
+CREATE TABLE backup_jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL CHECK (tenant <> ''),
+    kind TEXT NOT NULL CHECK (kind IN ('backup', 'forget', 'prune', 'check', 'restore_test')),
+    source TEXT CHECK (source <> ''),  -- NULL for jobs on a whole repository
+    repository TEXT NOT NULL CHECK (repository <> ''),
+    started_at_us INTEGER NOT NULL,
+    finished_at_us INTEGER,
+    state TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
+    reason TEXT CHECK (reason <> ''),
+    bytes_added INTEGER CHECK (bytes_added >= 0),
+    snapshot_id TEXT CHECK (snapshot_id <> ''),
+    duration_us INTEGER CHECK (duration_us >= 0),
+    -- The daemon stopped during the run (cancelled on stop, or found running after a crash):
+    -- the scheduler runs such a job again on start instead of waiting for its next slot.
+    interrupted INTEGER NOT NULL DEFAULT 0 CHECK (interrupted IN (0, 1)),
+    CHECK ((state = 'running') = (finished_at_us IS NULL)),
+    CHECK (state IN ('running', 'succeeded') OR reason IS NOT NULL),
+    CHECK (NOT interrupted OR state IN ('failed', 'cancelled'))
+) STRICT;
+CREATE INDEX backup_jobs_by_job ON backup_jobs (tenant, kind, source, id);
+CREATE INDEX backup_jobs_running ON backup_jobs (id) WHERE state = 'running';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_CREATE_CORE_TABLES, _CREATE_BACKUP_JOBS)
 
 
 def latest_version(migrations: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from drd.state import rows
+from drd.state.backup_history import BackupHistory
 from drd.state.database_file import connect_existing, create_database, database_path
 from drd.state.errors import AlreadyFinished, EpochConflict, RecordNotFound, StateStoreError
 from drd.state.records import (
@@ -55,24 +56,9 @@ _UPSERT_EPOCH = (
 )
 
 
-def _require_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, not {limit}")
-
-
-def _require_text(**fields: str) -> None:
-    for name, value in fields.items():
-        if not value:
-            raise ValueError(f"{name} must not be empty")
-
-
-def _require_final(state: RunState) -> None:
-    if state is RunState.RUNNING:
-        raise ValueError("a run or job is finished with a final state, not 'running'")
-
-
-class StateStore:
-    """Run and job history, the audit log and protection-group epochs of one site.
+class StateStore(BackupHistory):
+    """Run and job history, backup job history, the audit log and protection-group epochs of
+    one site.
 
     Safe to share between threads (the daemon calls it through asyncio.to_thread): one
     connection, used under one lock.
@@ -153,7 +139,7 @@ class StateStore:
         self, kind: str, subject: str, now: datetime, detail: Mapping[str, Any] | None = None
     ) -> RunRecord:
         """Record that a run (drill, failover, backup, ...) started."""
-        _require_text(kind=kind)
+        rows.require_text(kind=kind)
         values = (kind, subject, to_microseconds(now), rows.encode_detail(detail))
         with self._writing() as connection:
             return rows.run_from_row(connection.execute(_INSERT_RUN, values).fetchall()[0])
@@ -166,7 +152,7 @@ class StateStore:
         detail: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         """Record how a run ended; `detail` is merged over the detail it started with."""
-        _require_final(state)
+        rows.require_final(state)
         finished_at_us = to_microseconds(now)
         rows.encode_detail(detail)  # refuse bad detail before touching the database
         with self._writing() as connection:
@@ -189,7 +175,7 @@ class StateStore:
         state: RunState | None = None,
     ) -> list[RunRecord]:
         """The latest runs first, optionally only of one kind, subject or state."""
-        _require_limit(limit)
+        rows.require_limit(limit)
         query = (
             "SELECT * FROM runs WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR subject = ?2)"
             " AND (?3 IS NULL OR state = ?3) ORDER BY id DESC LIMIT ?4"
@@ -206,7 +192,7 @@ class StateStore:
         detail: Mapping[str, Any] | None = None,
     ) -> JobRecord:
         """Record that a job started, on its own or as part of run `run_id`."""
-        _require_text(name=name)
+        rows.require_text(name=name)
         values = (run_id, name, to_microseconds(now), rows.encode_detail(detail))
         with self._writing() as connection:
             if run_id is not None and self._run_row(connection, run_id) is None:
@@ -221,7 +207,7 @@ class StateStore:
         detail: Mapping[str, Any] | None = None,
     ) -> JobRecord:
         """Record how a job ended; `detail` is merged over the detail it started with."""
-        _require_final(state)
+        rows.require_final(state)
         finished_at_us = to_microseconds(now)
         rows.encode_detail(detail)
         with self._writing() as connection:
@@ -232,7 +218,7 @@ class StateStore:
 
     def list_jobs(self, limit: int, run_id: int | None = None) -> list[JobRecord]:
         """The latest jobs first, optionally only those of one run."""
-        _require_limit(limit)
+        rows.require_limit(limit)
         query = "SELECT * FROM jobs WHERE (?1 IS NULL OR run_id = ?1) ORDER BY id DESC LIMIT ?2"
         with self._reading() as connection:
             return [rows.job_from_row(row) for row in connection.execute(query, (run_id, limit))]
@@ -270,7 +256,7 @@ class StateStore:
         detail: Mapping[str, Any] | None = None,
     ) -> AuditRecord:
         """Append one operator action to the audit log."""
-        _require_text(actor=actor, action=action)
+        rows.require_text(actor=actor, action=action)
         values = (
             to_microseconds(now), actor, role, action, target, result.value,
             rows.encode_detail(detail),
@@ -280,7 +266,7 @@ class StateStore:
 
     def audit_log(self, limit: int, since: datetime | None = None) -> list[AuditRecord]:
         """The latest audit entries first, optionally only those at or after `since`."""
-        _require_limit(limit)
+        rows.require_limit(limit)
         since_us = None if since is None else to_microseconds(since)
         query = "SELECT * FROM audit WHERE (?1 IS NULL OR at_us >= ?1) ORDER BY id DESC LIMIT ?2"
         with self._reading() as connection:
@@ -313,7 +299,7 @@ class StateStore:
         A compare-and-set: `expected_epoch` None means the group has no epoch yet. When another
         writer got there first, raises EpochConflict carrying what is stored now.
         """
-        _require_text(group=group, new_primary=new_primary, by=by)
+        rows.require_text(group=group, new_primary=new_primary, by=by)
         now_us = to_microseconds(now)
         with self._writing() as connection:
             current = self._epoch_in(connection, group)
@@ -335,7 +321,7 @@ class StateStore:
         The same epoch naming a different primary means two sites promoted from the same
         epoch, which the quorum must never allow: that raises EpochConflict, loudly.
         """
-        _require_text(group=group, primary=primary, by=by)
+        rows.require_text(group=group, primary=primary, by=by)
         if epoch < 1:
             raise ValueError(f"epochs start at 1, not {epoch}")
         now_us = to_microseconds(now)

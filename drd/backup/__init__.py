@@ -1,0 +1,1 @@
+"""Tenant backups with restic: the scheduler, the jobs it runs, and the restic adapter."""
