@@ -8,6 +8,10 @@ OSD (tests/unit/data/rbd_mirror_16.2.15.json):
   `cls::rbd::MirrorImage`, ENCODE_START v2 compat 1: string global_image_id, u8 state,
   and since v2 u8 mode. ENOENT: mirroring was never enabled. (Pacific's
   `mirror_image_list` answers image id -> global id only, without state or mode.)
+- `rbd.mirror_image_status_list` on `rbd_mirroring` (input: string start_after, u64
+  max_return): `map<string image id, MirrorImage>` of every image with a mirror entry,
+  then each one's per-site status. One call gives a whole namespace's entries; only
+  the map is read.
 - `journal.get_client` on `journal.<image id>` (input: string client id, "" for the
   image's own client): one `cls::journal::Client`, v1: string id, bufferlist data,
   ObjectSetPosition, u8 state. Its data is librbd's `ClientData` v2 compat 1: u32 meta
@@ -43,6 +47,9 @@ MODE_SNAPSHOT = 1
 IMAGE_CLIENT = ""  # the journal client of the image itself
 LOCAL_MIRROR_UUID = ""
 TAG_PAGE = 256  # tags per tag_list reply; a tag is under 200 bytes
+# Entries per mirror_image_status_list reply. An entry with its statuses from two peers
+# is about 1 KB: 128 of them stay far inside the 1 MiB reply buffer.
+STATUS_LIST_PAGE = 128
 
 _STATES = {STATE_DISABLING: MirrorState.DISABLING, STATE_ENABLED: MirrorState.ENABLED,
            STATE_DISABLED: MirrorState.DISABLED}
@@ -84,11 +91,32 @@ def encode_tag_list_request(tag_class: int, start_after_tid: int = 0,
             + struct.pack("<BQ", 1, tag_class))
 
 
+def encode_mirror_image_status_list_request(start_after: str = "",
+                                            max_return: int = STATUS_LIST_PAGE) -> bytes:
+    return _string_request(start_after) + struct.pack("<Q", max_return)
+
+
 def decode_mirror_image(data: bytes) -> MirrorImage:
     """Decode what `rbd.mirror_image_get` returns: one `cls::rbd::MirrorImage`."""
     outer = Reader(data, "mirror image")
-    reader = outer.struct("mirror image")
+    image = _mirror_image(outer)
     outer.finish()
+    return image
+
+
+def decode_mirror_image_status_list(data: bytes) -> dict[str, MirrorImage]:
+    """The image id -> mirror entry map that opens `rbd.mirror_image_status_list`'s
+    reply. The per-site statuses after it are not read."""
+    reader = Reader(data, "mirror image status list")
+    entries = {}
+    for _ in range(reader.u32()):
+        image_id = reader.string()
+        entries[image_id] = _mirror_image(reader)
+    return entries
+
+
+def _mirror_image(outer: Reader) -> MirrorImage:
+    reader = outer.struct("mirror image")
     global_image_id = reader.string()
     (state,) = reader.take("<B")
     mode = reader.take("<B")[0] if reader.version >= 2 else MODE_JOURNAL

@@ -67,8 +67,9 @@ def _with_retries(handle: ClusterHandle, call: Callable[[Any], Any]) -> Any:
     raise AssertionError("unreachable: tenacity reraises")
 
 
-def _observe(cluster: Any, pool: str, namespace: str) -> list[ObservedImage]:
-    return rbd_observe.observe_pool_batched(cluster, pool, namespace)
+def _observe(cluster: Any, pool: str, namespace: str,
+             memo: rbd_observe.ObservationMemo | None) -> list[ObservedImage]:
+    return rbd_observe.observe_pool_batched(cluster, pool, namespace, memo)
 
 
 def _in_parallel(calls: list[Callable[[], T]]) -> list[T]:
@@ -83,23 +84,26 @@ def _in_parallel(calls: list[Callable[[], T]]) -> list[T]:
         return [future.result() for future in futures]
 
 
-def _observe_or_error(handle: ClusterHandle, pool: str,
-                      namespace: str) -> list[ObservedImage] | CephError:
+def _observe_or_error(handle: ClusterHandle, pool: str, namespace: str,
+                      memo: rbd_observe.ObservationMemo | None
+                      ) -> list[ObservedImage] | CephError:
     try:
         return cast("list[ObservedImage]", _with_retries(
-            handle, partial(_observe, pool=pool, namespace=namespace)))
+            handle, partial(_observe, pool=pool, namespace=namespace, memo=memo)))
     except CephError as error:
         log.warning("cannot observe pool", pool=pool, namespace=namespace, error=str(error))
         return error
 
 
 def reconcile_once(handle: ClusterHandle, selections: list[Selection],
-                   production_site: bool) -> ReconcileReport:
-    """One full pass over the pools the policies name."""
+                   production_site: bool,
+                   memo: rbd_observe.ObservationMemo | None = None) -> ReconcileReport:
+    """One full pass over the pools the policies name. `memo` carries what one pass
+    learnt that cannot change into the next (see drd.ceph.rbd_observe)."""
     observed: list[ObservedImage] = []
     pool_errors: list[str] = []
     namespaces = sorted({(s.pool, s.namespace) for s in selections})
-    for found in _in_parallel([partial(_observe_or_error, handle, pool, namespace)
+    for found in _in_parallel([partial(_observe_or_error, handle, pool, namespace, memo)
                                for pool, namespace in namespaces]):
         # One unreadable pool must not stop the others; its images stay as they are.
         if isinstance(found, CephError):

@@ -26,6 +26,7 @@ from drd.api.metrics import DaemonMetrics
 from drd.ceph import rbd_images
 from drd.ceph.cluster import CephError, ClusterHandle
 from drd.ceph.rbd_images import PeerImageStatus
+from drd.ceph.rbd_observe import ObservationMemo
 from drd.domain.journal_position import JournalClient, JournalRpoTracker
 from drd.domain.protection import Destination, ProtectionSpec, destination_site
 from drd.domain.replication_plan import MirrorMode, Protected
@@ -94,12 +95,11 @@ class ReplicationService:
         # Snapshots get workers of their own: reads for RPO must never delay them.
         self._snapshot_executor = ThreadPoolExecutor(max_workers=SNAPSHOT_CONCURRENCY,
                                                      thread_name_prefix="snapshots")
-        self._journal_executor = ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="journal-rpo")
+        self._journal_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-rpo")
         # A pass waits for no RPO read queued ahead of it, and its time measures the
         # pass: sharing the workers made a 0.2 s pass read 2-3 s at 1,000 images.
-        self._reconcile_executor = ThreadPoolExecutor(max_workers=1,
-                                                      thread_name_prefix="reconcile-pass")
+        self._reconcile_executor = ThreadPoolExecutor(1, thread_name_prefix="reconcile-pass")
+        self._observation_memo = ObservationMemo()  # the reconcile thread's only
         self.specs: list[ProtectionSpec] = []
         self.state = ReplicationState()
         self.poke = asyncio.Event()
@@ -140,7 +140,8 @@ class ReplicationService:
         # rightly takes longer than any single call may. Each librados call carries
         # its own timeout, and the loop awaits the pass, so passes never overlap.
         report = await self._in_thread(
-            lambda: reconcile_once(self._reconcile_handle, selections, production),
+            lambda: reconcile_once(self._reconcile_handle, selections, production,
+                                   self._observation_memo),
             deadline=None, executor=self._reconcile_executor)
         self._metrics.reconcile_duration.set(time.monotonic() - started)
         for outcome in report.outcomes:

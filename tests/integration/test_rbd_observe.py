@@ -12,7 +12,7 @@ import rbd
 
 from drd.ceph import rbd_images
 from drd.ceph.cluster import connect
-from drd.ceph.rbd_observe import observe_pool_batched
+from drd.ceph.rbd_observe import ObservationMemo, observe_pool_batched
 from drd.domain.replication_plan import MirrorState, ObservedImage
 from drd.lab.description import LabDescription, SiteRecord
 from tests.integration.rbd_images import (
@@ -106,3 +106,33 @@ def test_a_demoted_image_is_observed_alike_on_both_sites(
     finally:
         promote(a, DEMOTED)
     assert {i.ref.name: i for i in assert_equal_readings(a)}[DEMOTED].primary is True
+
+
+def test_what_one_pass_remembers_never_hides_a_demotion_or_a_promotion(
+        lab: LabDescription, images: None) -> None:
+    """A reconcile pass keeps what cannot change (snapshot kinds, journal tag classes)
+    for the next one; promotion and demotion must still show at once."""
+    a = lab.sites["a"]
+    memo = ObservationMemo()
+
+    def primaries() -> dict[str, bool | None]:
+        with connect(a.conf) as cluster:
+            found = mine(observe_pool_batched(cluster, a.rbd_pool, "", memo))
+        return {i.ref.name: i.primary for i in found if i.ref.name in (DEMOTED, JOURNAL)}
+
+    assert primaries() == {DEMOTED: True, JOURNAL: True}
+    assert primaries() == {DEMOTED: True, JOURNAL: True}  # now read with the memo
+    for name in (DEMOTED, JOURNAL):
+        demote(a, name)
+    try:
+        assert primaries() == {DEMOTED: False, JOURNAL: False}
+        assert mine(observe_pool_batched_with(a, memo)) == assert_equal_readings(a)
+    finally:
+        for name in (DEMOTED, JOURNAL):
+            promote(a, name)
+    assert primaries() == {DEMOTED: True, JOURNAL: True}
+
+
+def observe_pool_batched_with(site: SiteRecord, memo: ObservationMemo) -> list[ObservedImage]:
+    with connect(site.conf) as cluster:
+        return observe_pool_batched(cluster, site.rbd_pool, "", memo)

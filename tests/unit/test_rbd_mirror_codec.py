@@ -109,3 +109,23 @@ def test_observed_images_say_what_the_planner_reads(
         expected: tuple[MirrorState, MirrorMode | None, bool | None]) -> None:
     assert mirror.observed(REF, "10ab", entry, primary) == \
         ObservedImage(REF, "10ab", *expected, None)
+
+
+STATUS_LISTS = json.loads((Path(__file__).parent / "data"
+                           / "rbd_mirror_status_list_16.2.15.json").read_text())["sites"]
+
+
+@pytest.mark.parametrize("site", STATUS_LISTS, ids=[s["site"] for s in STATUS_LISTS])
+def test_a_namespaces_mirror_entries_decode_from_one_status_list_reply(
+        site: dict[str, Any]) -> None:
+    entries = mirror.decode_mirror_image_status_list(
+        bytes.fromhex(site["mirror_image_status_list"]))
+    assert {image_id: {"global_id": e.global_image_id, "state": e.state, "mode": e.mode}
+            for image_id, e in entries.items()} == site["librbd"]
+    assert {e.mode for e in entries.values()} == {mirror.MODE_SNAPSHOT, mirror.MODE_JOURNAL}
+
+
+def test_a_truncated_status_list_reply_is_refused() -> None:
+    reply = bytes.fromhex(STATUS_LISTS[0]["mirror_image_status_list"])
+    with pytest.raises(DecodeError):
+        mirror.decode_mirror_image_status_list(reply[:40])
