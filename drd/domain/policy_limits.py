@@ -5,10 +5,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from drd.domain.durations import format_duration
+from drd.domain.policy_names import image_spec
 from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site_config import SiteConfig
 from drd.domain.tenant_grants import EVERY_NAMESPACE, PoolGrant
-from drd.domain.tenant_policy import BlockSelection, TenantPolicy, image_spec
+from drd.domain.tenant_policy import BlockSelection, TenantPolicy
 
 
 def policy_platform_issues(policy: TenantPolicy, config: SiteConfig) -> list[RuleViolation]:

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drd.domain.durations import PositiveDuration
+from drd.domain.policy_names import TenantName
 from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site import SiteKind
 from drd.domain.tenant_grants import PlatformLimits, TenantGrants
-from drd.domain.tenant_policy import TenantName
 
 SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 CEPHX_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

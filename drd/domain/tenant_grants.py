@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drd.domain.durations import PositiveDuration
-from drd.domain.tenant_policy import NAMESPACE_PATTERN, PoolName
+from drd.domain.policy_names import NAMESPACE_PATTERN, PoolName
 
 
 class _Section(BaseModel):

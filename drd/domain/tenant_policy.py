@@ -8,7 +8,6 @@ selections are in `cross_field_issues`. Rules that need the site config (grants,
 limits) are in `drd.domain.policy_limits`. Pure: nothing here reads a file.
 """
 
-import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from enum import StrEnum
@@ -33,51 +32,16 @@ from drd.domain.object_selection import (
     ObjectSelection,
     object_selection_rules,
 )
+from drd.domain.policy_names import (
+    ImageGlob,
+    NamespaceName,
+    PoolName,
+    SelectionName,
+    TenantName,
+    globs_overlap,
+    image_spec,
+)
 from drd.domain.rules import RuleViolation
-
-TENANT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-SELECTION_NAME_PATTERN = TENANT_NAME_PATTERN
-# Ceph's own pools (.mgr, .rgw.root) start with a dot; no tenant selects those.
-POOL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,126}$"
-NAMESPACE_PATTERN = r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,126})?$"
-# RBD image names cannot hold '/' (pool/namespace separator) or '@' (snapshot separator).
-IMAGE_GLOB_PATTERN = r"^[^/@\s]{1,255}$"
-_GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-def _matching(pattern: str, what: str, rule: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if not re.fullmatch(pattern, value):
-            raise ValueError(f"{value!r} is not {what}: {rule}")
-        return value
-    return check
-
-
-_NAME_RULE = "use a lowercase letter followed by up to 62 lowercase letters, digits or '-'"
-_CEPH_NAME_RULE = ("use letters, digits, '_', '.' or '-', not starting with '.' or '-', "
-                   "at most 127 characters")
-
-TenantName = Annotated[str, AfterValidator(_matching(TENANT_NAME_PATTERN, "a tenant name",
-                                                     _NAME_RULE)),
-                       Field(json_schema_extra={"pattern": TENANT_NAME_PATTERN})]
-SelectionName = Annotated[str, AfterValidator(_matching(SELECTION_NAME_PATTERN,
-                                                        "a selection name", _NAME_RULE)),
-                          Field(json_schema_extra={"pattern": SELECTION_NAME_PATTERN})]
-PoolName = Annotated[str, AfterValidator(_matching(POOL_NAME_PATTERN, "a pool name",
-                                                   _CEPH_NAME_RULE)),
-                     Field(json_schema_extra={"pattern": POOL_NAME_PATTERN})]
-NamespaceName = Annotated[str, AfterValidator(_matching(
-    NAMESPACE_PATTERN, "an RBD namespace name", _CEPH_NAME_RULE + "; '' is the pool's "
-    "default namespace")), Field(json_schema_extra={"pattern": NAMESPACE_PATTERN})]
-ImageGlob = Annotated[str, AfterValidator(_matching(
-    IMAGE_GLOB_PATTERN, "an image name glob", "use an image name with optional *, ? and "
-    "[...] wildcards, without '/', '@' or spaces")),
-                      Field(json_schema_extra={"pattern": IMAGE_GLOB_PATTERN})]
-
-
-def image_spec(pool: str, namespace: str) -> str:
-    """`rbd/water`, or `rbd` for the pool's default namespace, as the rbd CLI writes it."""
-    return f"{pool}/{namespace}" if namespace else pool
 
 
 class ReplicationMode(StrEnum):
@@ -307,7 +271,7 @@ def _mode_conflict(earlier: BlockSelection, later: BlockSelection, glob: str) ->
     """Why `glob` of `later` clashes with `earlier`, or '' if it does not."""
     if (earlier.pool, earlier.namespace) != (later.pool, later.namespace):
         return ""
-    if not any(_overlaps(glob, other) for other in earlier.images):
+    if not any(globs_overlap(glob, other) for other in earlier.images):
         return ""
     # Only same_city can differ: the remote destination is always snapshot.
     first, second = earlier.same_city, later.same_city
@@ -315,11 +279,3 @@ def _mode_conflict(earlier: BlockSelection, later: BlockSelection, glob: str) ->
         return f"with same_city mode {first.mode.value} there and {second.mode.value} here"
     return ""
 
-
-def _overlaps(glob: str, other: str) -> bool:
-    """Same glob, or a plain name that the other glob matches."""
-    if glob == other:
-        return True
-    if not _GLOB_CHARS.search(glob) and fnmatchcase(glob, other):
-        return True
-    return not _GLOB_CHARS.search(other) and fnmatchcase(other, glob)
