@@ -1,11 +1,13 @@
-"""A tenant's policy (`policies/<tenant>.yaml`): which RBD images are protected, and how.
+"""A tenant's policy (`policies/<tenant>.yaml`): which RBD images are protected, and how,
+and how the tenant's data is backed up (`backup:`, in `drd.domain.backup_policy`).
 
 Each block selection picks images by pool, namespace and name globs and says how they
 reach the same-city site (journal, or snapshot on an interval) and the remote site
 (snapshot on an interval), with an RPO target for each. Rules inside one destination are
 field rules, so they are reported together with every other field error; rules between
-selections are in `cross_field_issues`. Rules that need the site config (grants, platform
-limits) are in `drd.domain.policy_limits`. Pure: nothing here reads a file.
+selections, and between backup and protection, are in `cross_field_issues`. Rules that
+need the site config (grants, platform limits) or the file system (the backup password
+file) are in `drd.domain.policy_limits`. Pure: nothing here reads a file.
 """
 
 from collections.abc import Callable, Iterator
@@ -26,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from drd.domain.backup_policy import BACKUP_EXAMPLE, BackupPolicy, backup_rules
+from drd.domain.backup_sources import SourceSite
 from drd.domain.durations import PositiveDuration, format_duration
 from drd.domain.object_selection import (
     OBJECT_EXAMPLE,
@@ -38,6 +42,7 @@ from drd.domain.policy_names import (
     PoolName,
     SelectionName,
     TenantName,
+    glob_covers,
     globs_overlap,
     image_spec,
 )
@@ -215,7 +220,8 @@ class Protection(_Section):
 
 
 class TenantPolicy(_Section):
-    """One tenant's policy (`policies/<tenant>.yaml`): what is protected, and how."""
+    """One tenant's policy (`policies/<tenant>.yaml`): what is protected and backed up,
+    and how."""
 
     tenant: TenantName = Field(
         description="The tenant this policy belongs to; must equal the file name without "
@@ -224,6 +230,10 @@ class TenantPolicy(_Section):
                                    description="Replication of the tenant's data; optional.",
                                    examples=[{"block": [_SELECTION_EXAMPLE],
                                               "object": [OBJECT_EXAMPLE]}])
+    backup: BackupPolicy | None = Field(
+        default=None, description="Backups of the tenant's data with restic: sources, "
+                                  "schedule, repository, retention and verification; "
+                                  "optional.", examples=[BACKUP_EXAMPLE])
 
     def cross_field_issues(self, valid_sections: frozenset[str] | None = None
                            ) -> list[RuleViolation]:
@@ -237,6 +247,9 @@ class TenantPolicy(_Section):
             (frozenset({"protection"}), self._overlap_rules),
             (frozenset({"protection"}),
              lambda: object_selection_rules(self.protection.object)),
+            (frozenset({"backup"}),
+             lambda: backup_rules(self.backup) if self.backup is not None else iter(())),
+            (frozenset({"protection", "backup"}), self._remote_copy_rules),
         )
         return [violation for reads, rule in rules if reads <= valid
                 for violation in rule()]
@@ -265,6 +278,25 @@ class TenantPolicy(_Section):
                             f"selects, {conflict}; an image is mirrored in one mode, so "
                             f"select each image in one selection only")
                         break
+
+    def _remote_copy_rules(self) -> Iterator[RuleViolation]:
+        """A backup from the remote copy needs the images mirrored to the remote site."""
+        if self.backup is None:
+            return
+        mirrored = [s for s in self.protection.block if s.remote is not None]
+        for index, source in enumerate(self.backup.sources):
+            if source.site is not SourceSite.REMOTE:
+                continue
+            for glob_index, glob in enumerate(source.images or ()):
+                if not any(selection.spec == source.spec
+                           and any(glob_covers(outer, glob) for outer in selection.images)
+                           for selection in mirrored):
+                    yield RuleViolation(
+                        ("backup", "sources", index, "images", glob_index),
+                        f"{glob!r} is backed up from the remote site's copy (from: "
+                        f"remote), but no protection.block selection with a remote "
+                        f"destination covers it in {source.spec}; mirror those images to "
+                        f"the remote site, or back them up from production")
 
 
 def _mode_conflict(earlier: BlockSelection, later: BlockSelection, glob: str) -> str:

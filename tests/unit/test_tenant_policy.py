@@ -365,7 +365,9 @@ def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     schema = policy_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     models = [schema, *(d for d in schema["$defs"].values() if d["type"] == "object")]
-    assert len(models) == 7  # policy, protection, block and object selections, 3 destinations
+    # policy, protection, block and object selections, 3 destinations; backup, its sources,
+    # schedules, retention, prune, check, restore test and its sample
+    assert len(models) == 15
     for model in models:
         assert model["additionalProperties"] is False
         for name, field in model["properties"].items():
