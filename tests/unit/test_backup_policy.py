@@ -1,15 +1,18 @@
 """The backup part of a tenant policy: what it accepts, and how it says what is wrong."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from drd.config.policy_loader import load_policy
+from drd.config.site_loader import load_site_config
 from drd.domain.backup_policy import BackupJob, SnapshotPick
 from drd.domain.backup_sources import SourceSite
 from drd.domain.restic_values import keep_within_argument, limit_upload_kib
-from tests.unit.test_tenant_policy import issues_of, write
+from drd.domain.site_config import SiteConfig
+from tests.unit.test_tenant_policy import GRANTS, issues_of, write
 
 MIRRORED = """\
     tenant: water
@@ -57,13 +60,25 @@ def password(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def site(tmp_path: Path) -> SiteConfig:
+    """The shared test site config, with water allowed to back up files under /srv/water."""
+    path = tmp_path / "site.yaml"
+    path.write_text(GRANTS.read_text().replace(
+        "        namespace: water  # one namespace of the pool\n",
+        "        namespace: water  # one namespace of the pool\n"
+        "    backup_paths: [/srv/water]\n"))
+    return load_site_config(path)
+
+
 def policy_text(password: Path, old: str = "", new: str = "") -> str:
     assert old in BACKUP
     return BACKUP.replace(old, new, 1).replace("PASSWORD", str(password))
 
 
-def test_a_backup_policy_loads_with_typed_values(tmp_path: Path, password: Path) -> None:
-    policy = load_policy(write(tmp_path, policy_text(password)))
+def test_a_backup_policy_loads_with_typed_values(tmp_path: Path, password: Path,
+                                                 site: SiteConfig) -> None:
+    policy = load_policy(write(tmp_path, policy_text(password)), site)
     backup = policy.backup
     assert backup is not None
     databases, files = backup.sources
@@ -88,6 +103,17 @@ def test_a_backup_policy_loads_with_typed_values(tmp_path: Path, password: Path)
     dumped = policy.model_dump(mode="json")["backup"]
     assert dumped["sources"][0]["from"] == "remote"
     assert (dumped["upload_limit"], dumped["schedule"]["jitter"]) == ("20MiB/s", "30m")
+
+
+def test_defaults_read_from_production_and_use_the_sites_repository(
+        tmp_path: Path, password: Path, site: SiteConfig) -> None:
+    text = policy_text(password, "          from: remote\n").replace(
+        "      repository: s3:http://127.0.3.1:8480/drd-backups/water\n", "")
+    policy = load_policy(write(tmp_path, text), site)
+    assert policy.backup is not None
+    assert policy.backup.sources[0].site is SourceSite.PRODUCTION
+    assert policy.backup.repository is None
+    assert site.backup_repository(policy) == "/var/lib/drd-lab/c/restic/water"
 
 
 def test_every_bad_field_is_reported_at_its_line(tmp_path: Path) -> None:
@@ -302,3 +328,98 @@ def test_a_remote_copy_covered_by_a_mirrored_selection_may_be_backed_up(
     assert load_policy(write(tmp_path, text)).backup is not None
 
 
+def test_platform_limits_and_grants_are_refused_with_their_lines(
+        tmp_path: Path, password: Path, site: SiteConfig) -> None:
+    text = policy_text(password, '"0 18 * * *", jitter: 30m', '"*/30 * * * *"').replace(
+        '"0 20 * * 0"', '"0 8,20 * * *"').replace('"/srv/water/scada"', '"/etc/ssh"')
+    text = text.replace(MIRRORED, MIRRORED + """        - name: sewage
+          pool: rbd
+          namespace: sewage
+          images: ["*"]
+          remote: {mode: snapshot, interval: 1m, rpo_target: 2m}
+""").replace("""          from: remote
+""", """          from: remote
+        - name: sewage
+          pool: rbd
+          namespace: sewage
+          images: ["*"]
+""")
+    path = write(tmp_path, text)
+    issues = [issue for issue in issues_of(path, site) if "protection" not in issue]
+    assert issues == [
+        f"{path}:23: backup.sources[1].namespace: tenant 'water' may not select images in "
+        f"rbd/sewage; the site config grants it: rbd/water",
+        f"{path}:26: backup.sources[2].paths[0]: tenant 'water' may not back up /etc/ssh; "
+        f"the site config grants it these directories: /srv/water "
+        f"(tenants.water.backup_paths)",
+        f"{path}:27: backup.schedule.cron: '*/30 * * * *' runs 48 backups a day; site 'a' "
+        f"allows at most 24 (limits.max_backups_per_day in its site config)",
+        f"{path}:32: backup.prune.schedule.cron: '0 8,20 * * *' runs 2 prunes a day; site "
+        f"'a' allows at most 1 (limits.max_prunes_per_day in its site config)",
+    ]
+
+
+def test_a_site_without_repositories_needs_the_policy_to_name_one(
+        tmp_path: Path, password: Path, site: SiteConfig) -> None:
+    bare = tmp_path / "site.yaml"
+    bare.write_text(bare.read_text().split("backup:")[0])
+    text = policy_text(password).replace(
+        "      repository: s3:http://127.0.3.1:8480/drd-backups/water\n", "")
+    path = write(tmp_path, text)
+    assert issues_of(path, load_site_config(bare)) == [
+        f"{path}:9: backup.repository: required on site 'a': its site config names no "
+        f"place for tenants' repositories (backup.repositories), so give this policy its "
+        f"own"]
+
+
+@pytest.mark.parametrize(("mode", "message"), [
+    (0o644, "is mode 0644, so users other than its owner may read or change the "
+            "repository password; make it 0600: chmod 600 {path}"),
+    (0o660, "is mode 0660, so users other than its owner may read or change the "
+            "repository password; make it 0600: chmod 600 {path}"),
+    (0o200, "is mode 0200, so not even its owner may read it; make it 0600: "
+            "chmod 600 {path}"),
+])
+def test_a_password_file_others_may_read_is_refused_at_its_line(
+        tmp_path: Path, password: Path, site: SiteConfig, mode: int, message: str) -> None:
+    path = write(tmp_path, policy_text(password))
+    password.chmod(mode)
+    assert issues_of(path, site) == [
+        f"{path}:20: backup.password_file: {password} " + message.format(path=password)]
+
+
+def test_a_password_file_0600_or_stricter_passes(tmp_path: Path, password: Path,
+                                                 site: SiteConfig) -> None:
+    path = write(tmp_path, policy_text(password))
+    password.chmod(0o400)
+    assert load_policy(path, site).backup is not None
+
+
+def test_a_missing_password_file_or_a_directory_is_refused(
+        tmp_path: Path, password: Path, site: SiteConfig) -> None:
+    path = write(tmp_path, policy_text(password.parent / "nowhere"))
+    assert issues_of(path, site) == [
+        f"{path}:20: backup.password_file: {password.parent}/nowhere does not exist; the "
+        f"platform operator puts it on every site that runs this tenant's backups, mode "
+        f"0600"]
+    path = write(tmp_path, policy_text(password.parent))
+    assert issues_of(path, site) == [
+        f"{path}:20: backup.password_file: {password.parent} is not a regular file"]
+
+
+def test_the_password_file_is_checked_through_the_stat_it_is_given(
+        tmp_path: Path, password: Path, site: SiteConfig) -> None:
+    path = write(tmp_path, policy_text(Path("/var/lib/drd-lab/restic/water.password")))
+    seen: list[Path] = []
+
+    def stat(file: Path) -> os.stat_result:
+        seen.append(file)
+        return password.stat()
+
+    assert load_policy(path, site, stat=stat).backup is not None
+    assert seen == [Path("/var/lib/drd-lab/restic/water.password")]
+
+
+def test_without_a_site_config_the_password_file_is_not_looked_at(tmp_path: Path) -> None:
+    path = write(tmp_path, policy_text(tmp_path / "nowhere"))
+    assert load_policy(path).backup is not None

@@ -121,7 +121,9 @@ def test_an_invalid_site_config_is_reported_with_the_policy(tmp_path: Path) -> N
     assert (code, out) == (1, "")
     assert err.splitlines() == [
         f"{site}:43: limits.min_rpo: unknown key 'min_rpo' is not allowed; allowed keys "
-        f"here: min_snapshot_interval, min_rpo_target, min_sync_lag_target",
+        f"here: min_snapshot_interval, min_rpo_target, min_sync_lag_target, "
+        f"max_backups_per_day, max_prunes_per_day, max_checks_per_day, "
+        f"max_restore_tests_per_day",
         f"{path}:10: colour: unknown key 'colour' is not allowed; allowed keys here: "
         f"tenant, protection, backup",
         f"drd: tenant, grants and limits were not checked: the site config {site} is "
