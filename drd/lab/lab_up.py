@@ -28,7 +28,13 @@ from drd.lab.description import (
     ProcessRecord,
     SiteRecord,
 )
-from drd.lab.drd_files import OPERATOR_TOKEN_FILE, mint_secrets, write_drd_files
+from drd.lab.drd_files import (
+    OPERATOR_TOKEN_FILE,
+    mint_secrets,
+    repositories_dir,
+    write_drd_files,
+    write_restic_files,
+)
 from drd.lab.errors import LabError
 from drd.lab.lab_down import stop_lab_processes
 from drd.lab.lab_store import load_description, save_description
@@ -154,6 +160,8 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
     operator_file = description.dir / OPERATOR_TOKEN_FILE
     write_private(operator_file, secrets.operator + "\n")
     description.operator_token_file = operator_file
+    write_restic_files(description.dir, sites, secrets)
+    repositories = repositories_dir(description.dir, sites)
     for site in sites:
         record = description.sites[site.name]
         check_address_free(site, DRD_API_PORT)
@@ -161,7 +169,7 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
         layout = write_drd_files(
             site, record.root, record.conf, peers=peers,
             peer_confs={p.name: description.sites[p.name].conf for p in peers},
-            secrets=secrets)
+            secrets=secrets, repositories=repositories)
         StateStore.initialise(layout.state_dir, site.name).close()
         record.drd_config, record.api_url = layout.config, site.api_url
         start_role(site, record, DaemonRole.DRD, record_process)
