@@ -120,14 +120,35 @@ def mint_secrets(sites: list[SiteSpec]) -> LabSecrets:
                       restic={tenant: token_urlsafe(32) for tenant in LAB_TENANTS})
 
 
-def write_restic_files(lab_dir: Path, sites: list[SiteSpec], lab_secrets: LabSecrets) -> None:
-    """Write each lab tenant's password file (0600) and make the repositories directory."""
+def write_restic_files(lab_dir: Path, sites: list[SiteSpec],
+                       lab_secrets: LabSecrets) -> list[Path]:
+    """Write each lab tenant's password file (0600) that does not exist yet, and make the
+    repositories directory; return the files written.
+
+    An existing password file is kept: a repository may already be encrypted with it.
+    """
     (lab_dir / RESTIC_DIR).mkdir(exist_ok=True, mode=0o700)
+    written = []
     for tenant, password in lab_secrets.restic.items():
-        write_private(restic_password_file(lab_dir, tenant), password + "\n")
+        path = restic_password_file(lab_dir, tenant)
+        if not path.exists():
+            write_private(path, password + "\n")
+            written.append(path)
     repositories = repositories_dir(lab_dir, sites)
     if repositories is not None:
         repositories.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return written
+
+
+def add_backup_settings(config: Path, repositories: Path | None) -> bool:
+    """Give a site config written before drd had backups its `backup.repositories`;
+    whether the file changed. Everything else in it stays as it was."""
+    data = yaml.safe_load(config.read_text())
+    if repositories is None or not isinstance(data, dict) or "backup" in data:
+        return False
+    data["backup"] = {"repositories": str(repositories)}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return True
 
 
 def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path, *,

@@ -6,6 +6,7 @@ lab died, it restarts them.
 """
 
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from drd.lab.description import (
 )
 from drd.lab.drd_files import (
     OPERATOR_TOKEN_FILE,
+    add_backup_settings,
     mint_secrets,
     repositories_dir,
     write_drd_files,
@@ -77,6 +79,7 @@ def lab_up(lab_dir: Path, names: list[str], block: int, report: Report,
     if existing is not None:
         if existing.phase is Phase.READY:
             _refuse_other_shape(existing, names, block)
+            _add_backup_files(existing, sites, report)
             return _revive(existing, sites, report)
         report(f"a previous `lab up` on {lab_dir} stopped halfway; cleaning up and starting over")
         stop_lab_processes(existing, report)
@@ -133,6 +136,25 @@ def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
     save_description(description)
     report(f"lab ready in {time.monotonic() - started:.1f} s; description: {lab_dir}/lab.json")
     return description
+
+
+def _add_backup_files(description: LabDescription, sites: list[SiteSpec],
+                      report: Report) -> None:
+    """A lab booted before drd had backups lacks their files and settings: add them,
+    keeping whatever exists, and have each running daemon reload its config."""
+    for path in write_restic_files(description.dir, sites, mint_secrets(sites)):
+        report(f"wrote the restic password file {path}")
+    repositories = repositories_dir(description.dir, sites)
+    for site in sites:
+        record = description.sites[site.name]
+        if record.drd_config is None or not add_backup_settings(record.drd_config,
+                                                                 repositories):
+            continue
+        report(f"site {site.name}: its drd config now names the repositories {repositories}")
+        drd = record.process(DaemonRole.DRD)
+        running = processes.find_process(drd) if drd is not None else None
+        if running is not None:
+            running.send_signal(signal.SIGHUP)  # the daemon reloads its config on SIGHUP
 
 
 def _peer_sites(description: LabDescription, sites: list[SiteSpec], report: Report) -> None:

@@ -11,6 +11,7 @@ from drd.config.validation import validate
 from drd.config.yaml_document import parse_yaml
 from drd.domain.site_config import SiteConfig
 from drd.lab.drd_files import (
+    add_backup_settings,
     drd_layout,
     mint_secrets,
     render_drd_config,
@@ -64,3 +65,25 @@ def test_the_water_example_applies_on_the_default_lab(tmp_path: Path) -> None:
                          stat=lambda path: local.stat() if path == lab_password
                          else path.stat())
     assert policy.backup is not None and policy.backup.password_file == lab_password
+
+
+def test_a_lab_from_before_backups_gets_its_files_and_keeps_what_it_has(
+        tmp_path: Path) -> None:
+    sites = plan_sites(["a", "b", "c"])
+    water = restic_password_file(tmp_path, "water")
+    water.parent.mkdir()
+    water.write_text("the password a repository already uses\n")
+    written = write_restic_files(tmp_path, sites, mint_secrets(sites))
+    assert written == [restic_password_file(tmp_path, "transport")]
+    assert water.read_text() == "the password a repository already uses\n"
+
+    config = tmp_path / "drd.yaml"
+    old = lab_site_config(tmp_path, ["a", "b"]).model_dump(mode="json", exclude={"backup"})
+    config.write_text(yaml.safe_dump(old, sort_keys=False))
+    repositories = repositories_dir(tmp_path, sites)
+    assert add_backup_settings(config, repositories)
+    upgraded = validate(SiteConfig, parse_yaml(config.read_text(), str(config)))
+    assert upgraded.default_repository("water") == f"{tmp_path}/c/restic/water"
+    assert upgraded.model_dump(exclude={"backup"}) == SiteConfig.model_validate(
+        old).model_dump(exclude={"backup"})
+    assert not add_backup_settings(config, repositories)  # a second `lab up` changes nothing
