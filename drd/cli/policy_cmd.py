@@ -5,12 +5,14 @@ FILE`, which hands it to the daemon through the API."""
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from drd.cli import exit_codes
 from drd.cli.api_client import put_text, resolve_target
+from drd.cli.backup_summary import backup_lines
 from drd.cli.site_cmds import api_options
 from drd.config.policy_loader import load_policy, policy_json_schema
 from drd.config.site_loader import load_site_config
@@ -26,6 +28,9 @@ from drd.domain.tenant_policy import (
 )
 
 DEFAULT_CONFIG = Path("/etc/drd/drd.yaml")
+# What only a site config makes checkable: it names the tenants, grants and limits, and
+# where it is, is where the jobs run and the password file must be.
+_UNCHECKED = "tenant, grants, limits and the backup password file"
 
 
 @click.group()
@@ -42,8 +47,9 @@ def check(file: Path, config_path: Path | None) -> None:
     """Check a tenant policy, printing every problem with its line.
 
     Problems go to stderr as FILE:LINE: PATH: MESSAGE and the exit code is 1; a valid
-    policy prints one line per selection and exits 0. Without a site config the tenant,
-    its grants and the platform limits are not checked, and stderr says so.
+    policy prints one line per selection, its backups, and the next five run times of
+    each backup schedule, and exits 0. Without a site config the tenant, its grants, the
+    platform limits and the backup password file are not checked, and stderr says so.
     """
     site_config, site_issues, unchecked = _site_config(config_path)
     try:
@@ -54,7 +60,7 @@ def check(file: Path, config_path: Path | None) -> None:
     if site_issues:
         _report(site_issues, unchecked)
         sys.exit(exit_codes.FAILURE)
-    for line in summary(file, tenant_policy, site_config):
+    for line in summary(file, tenant_policy, site_config, utc_now()):
         click.echo(line)
     if unchecked:
         click.echo(unchecked, err=True)
@@ -71,13 +77,23 @@ def schema_text() -> str:
     return json.dumps(policy_json_schema(), indent=2, ensure_ascii=False)
 
 
-def summary(file: Path, tenant_policy: TenantPolicy, site_config: SiteConfig | None
-            ) -> list[str]:
-    """`water.yaml: ok (...)`, then one line per selection."""
+def utc_now() -> datetime:
+    """The instant next run times are counted from; the one clock read of this command."""
+    return datetime.now(UTC)
+
+
+def summary(file: Path, tenant_policy: TenantPolicy, site_config: SiteConfig | None,
+            now: datetime) -> list[str]:
+    """`water.yaml: ok (...)`, then one line per selection, then the backups and the
+    next run times of each backup schedule after `now`."""
     block, objects = tenant_policy.protection.block, tenant_policy.protection.object
+    backup = tenant_policy.backup
     total = len(block) + len(objects)
     count = (f"{total} selection{'' if total == 1 else 's'}" if total
              else "nothing is protected")
+    if backup is not None:
+        sources = len(backup.sources)
+        count += f", {sources} backup source{'' if sources == 1 else 's'}"
     against = (f"; within site {site_config.site.name}'s grants and limits"
                if site_config is not None else "")
     lines = [f"{file}: ok (tenant {tenant_policy.tenant}, {count}{against})"]
@@ -85,6 +101,8 @@ def summary(file: Path, tenant_policy: TenantPolicy, site_config: SiteConfig | N
     lines += [f"  {_object_line(selection)}" for selection in objects]
     if any(not is_glob(b) for selection in objects for b in selection.buckets):
         lines.append("  (who owns each named bucket is checked when the daemon applies it)")
+    if backup is not None:
+        lines += backup_lines(tenant_policy.tenant, backup, site_config, now)
     return lines
 
 
@@ -120,15 +138,15 @@ def _site_config(explicit: Path | None) -> tuple[SiteConfig | None, list[ConfigI
         path = Path(from_env) if from_env else DEFAULT_CONFIG
         if not path.exists():
             source = f"$DRD_CONFIG ({path})" if from_env else str(path)
-            return None, [], (f"drd: tenant, grants and limits were not checked: no "
-                              f"--config given and {source} does not exist")
+            return None, [], (f"drd: {_UNCHECKED} were not checked: no --config given "
+                              f"and {source} does not exist")
     else:
         path = explicit
     try:
         return load_site_config(path), [], ""
     except ConfigError as error:
-        return None, list(error.issues), (f"drd: tenant, grants and limits were not "
-                                          f"checked: the site config {path} is invalid")
+        return None, list(error.issues), (f"drd: {_UNCHECKED} were not checked: the "
+                                          f"site config {path} is invalid")
 
 
 def _report(issues: list[ConfigIssue], note: str) -> None:

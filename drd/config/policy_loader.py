@@ -2,16 +2,17 @@
 
 A policy is checked in three layers, all reported at once with lines: its fields, its
 cross-field rules, and, when a site config is given, the platform's tenants, grants and
-limits.
+limits, and the mode of the backup password file on this host.
 """
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from drd.config.validation import ExtraRule, validate
 from drd.config.yaml_document import ConfigError, ConfigIssue, parse_yaml, read_yaml_file
-from drd.domain.policy_limits import policy_platform_issues
+from drd.domain.policy_limits import StatFile, password_file_issues, policy_platform_issues
 from drd.domain.rules import RuleViolation
 from drd.domain.site_config import SiteConfig
 from drd.domain.tenant_policy import TenantPolicy
@@ -19,28 +20,34 @@ from drd.domain.tenant_policy import TenantPolicy
 POLICY_SUFFIX = ".yaml"
 
 
-def load_policy(path: Path, site_config: SiteConfig | None = None) -> TenantPolicy:
+def load_policy(path: Path, site_config: SiteConfig | None = None,
+                stat: StatFile = os.stat) -> TenantPolicy:
     """Read and validate one policy; raise ConfigError carrying every issue.
 
     The tenant must equal the file name's stem; with `site_config`, the tenant must be
-    known to it and stay within its grants and limits.
+    known to it and stay within its grants and limits, and the backup password file
+    must be 0600 here, as `stat` sees it.
     """
     return validate(TenantPolicy, read_yaml_file(path),
-                    extra_rules=_rules(path, site_config))
+                    extra_rules=_rules(path, site_config, stat))
 
 
 def validate_policy_text(text: str, path: Path, site_config: SiteConfig,
-                         more_rules: Sequence[ExtraRule[TenantPolicy]] = ()) -> TenantPolicy:
+                         more_rules: Sequence[ExtraRule[TenantPolicy]] = (),
+                         stat: StatFile = os.stat) -> TenantPolicy:
     """Validate a policy that arrived as text (an API body) as if it were at `path`;
     `more_rules` are rules that needed the cluster, such as who owns a bucket."""
     return validate(TenantPolicy, parse_yaml(text, str(path)),
-                    extra_rules=[*_rules(path, site_config), *more_rules])
+                    extra_rules=[*_rules(path, site_config, stat), *more_rules])
 
 
-def _rules(path: Path, site_config: SiteConfig | None) -> list[ExtraRule[TenantPolicy]]:
+def _rules(path: Path, site_config: SiteConfig | None,
+           stat: StatFile) -> list[ExtraRule[TenantPolicy]]:
     rules: list[ExtraRule[TenantPolicy]] = [lambda policy: _file_name_issues(policy, path)]
     if site_config is not None:
+        # Only where a site config is at hand is this the host the jobs would run on.
         rules.append(lambda policy: policy_platform_issues(policy, site_config))
+        rules.append(lambda policy: password_file_issues(policy, stat))
     return rules
 
 

@@ -23,6 +23,7 @@ from typing import (
 )
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from drd.config.yaml_document import ConfigError, ConfigIssue, YamlDocument, YamlPath
@@ -258,12 +259,18 @@ def _allowed_keys(model_class: type[BaseModel], path: YamlPath) -> list[str]:
             if get_origin(annotation) not in (list, tuple):
                 return []
             annotation = get_args(annotation)[0]
-        elif _is_model(annotation) and part in annotation.model_fields:
-            annotation = annotation.model_fields[part].annotation
+        elif _is_model(annotation) and part in _keys(annotation):
+            annotation = _keys(annotation)[part].annotation
         else:
             return []
     annotation = _unwrap_optional(annotation)
-    return list(annotation.model_fields) if _is_model(annotation) else []
+    return list(_keys(annotation)) if _is_model(annotation) else []
+
+
+def _keys(model_class: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key a document writes: the alias where there is one
+    (`from` is a Python keyword, so that field is `from_site` in code)."""
+    return {info.alias or name: info for name, info in model_class.model_fields.items()}
 
 
 def _unwrap_optional(annotation: Any) -> Any:

@@ -1,14 +1,32 @@
 """Rules a tenant policy must meet on one platform: the site config's tenants, grants and
-limits. Pure; the loader attaches line numbers to what `policy_platform_issues` returns."""
+limits, and the backup password file's mode. Pure: the file's status comes from a `stat`
+function the caller passes in; the loader attaches line numbers to what these return."""
 
-from collections.abc import Iterator
+import os
+import stat as stat_bits
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path, PurePosixPath
 
+from drd.domain.backup_policy import BackupJob, BackupPolicy
+from drd.domain.backup_schedule import runs_per_day
 from drd.domain.durations import format_duration
+from drd.domain.policy_names import image_spec
 from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site_config import SiteConfig
-from drd.domain.tenant_grants import EVERY_NAMESPACE, PoolGrant
-from drd.domain.tenant_policy import BlockSelection, TenantPolicy, image_spec
+from drd.domain.tenant_grants import EVERY_NAMESPACE, PoolGrant, TenantGrants
+from drd.domain.tenant_policy import BlockSelection, TenantPolicy
+
+StatFile = Callable[[Path], os.stat_result]
+
+# Where each job's schedule sits in a policy, and the limit on its runs a day.
+_JOB_PLACES: dict[BackupJob, tuple[FieldPath, str, str]] = {
+    BackupJob.BACKUP: (("backup", "schedule"), "max_backups_per_day", "backups"),
+    BackupJob.PRUNE: (("backup", "prune", "schedule"), "max_prunes_per_day", "prunes"),
+    BackupJob.CHECK: (("backup", "check", "schedule"), "max_checks_per_day", "checks"),
+    BackupJob.RESTORE_TEST: (("backup", "restore_test", "schedule"),
+                             "max_restore_tests_per_day", "restore tests"),
+}
 
 
 def policy_platform_issues(policy: TenantPolicy, config: SiteConfig) -> list[RuleViolation]:
@@ -25,8 +43,8 @@ def policy_platform_issues(policy: TenantPolicy, config: SiteConfig) -> list[Rul
     for index, selection in enumerate(policy.protection.block):
         path: FieldPath = ("protection", "block", index)
         if known:
-            issues += _grant_issues(policy.tenant, selection, tenants[policy.tenant].grants,
-                                    path)
+            issues += _grant_issues(policy.tenant, selection.pool, selection.namespace,
+                                    tenants[policy.tenant].grants, path)
         issues += _limit_issues(selection, config, path)
     minimum = config.limits.min_sync_lag_target
     for index, objects in enumerate(policy.protection.object):
@@ -37,19 +55,82 @@ def policy_platform_issues(policy: TenantPolicy, config: SiteConfig) -> list[Rul
                     ("protection", "object", index, name, "lag_target"),
                     _too_short(destination.lag_target, "sync-lag target", minimum,
                                "min_sync_lag_target", config)))
+    if policy.backup is not None:
+        grants = tenants[policy.tenant] if known else None
+        issues += _backup_issues(policy.tenant, policy.backup, grants, config)
     return issues
 
 
-def _grant_issues(tenant: str, selection: BlockSelection, grants: tuple[PoolGrant, ...],
-                  path: FieldPath) -> list[RuleViolation]:
-    if any(grant.allows(selection.pool, selection.namespace) for grant in grants):
+def password_file_issues(policy: TenantPolicy, stat: StatFile) -> list[RuleViolation]:
+    """The backup password file must be a regular file only its owner may read or write
+    (0600, or stricter), since it unlocks every snapshot of the tenant."""
+    if policy.backup is None:
         return []
-    pool_granted = any(grant.pool == selection.pool for grant in grants)
+    path, where = policy.backup.password_file, ("backup", "password_file")
+    try:
+        status = stat(path)
+    except FileNotFoundError:
+        return [RuleViolation(where, f"{path} does not exist; the platform operator puts "
+                                     f"it on every site that runs this tenant's backups, "
+                                     f"mode 0600")]
+    except OSError as error:
+        return [RuleViolation(where, f"cannot read the status of {path}: "
+                                     f"{error.strerror or error}")]
+    if not stat_bits.S_ISREG(status.st_mode):
+        return [RuleViolation(where, f"{path} is not a regular file")]
+    mode = stat_bits.S_IMODE(status.st_mode)
+    if mode & 0o077:
+        return [RuleViolation(where, f"{path} is mode {mode:04o}, so users other than its "
+                                     f"owner may read or change the repository password; "
+                                     f"make it 0600: chmod 600 {path}")]
+    if not mode & stat_bits.S_IRUSR:
+        return [RuleViolation(where, f"{path} is mode {mode:04o}, so not even its owner "
+                                     f"may read it; make it 0600: chmod 600 {path}")]
+    return []
+
+
+def _backup_issues(tenant: str, backup: BackupPolicy, grants: TenantGrants | None,
+                   config: SiteConfig) -> Iterator[RuleViolation]:
+    for index, source in enumerate(backup.sources):
+        path: FieldPath = ("backup", "sources", index)
+        if grants is not None and source.pool is not None:
+            yield from _grant_issues(tenant, source.pool, source.namespace, grants.grants,
+                                     path)
+        for path_index, source_path in enumerate(source.paths or ()):
+            if grants is not None and not any(
+                    PurePosixPath(source_path).is_relative_to(allowed)
+                    for allowed in grants.backup_paths):
+                granted = ", ".join(str(p) for p in grants.backup_paths) or "none"
+                yield RuleViolation((*path, "paths", path_index),
+                                    f"tenant {tenant!r} may not back up {source_path}; the "
+                                    f"site config grants it these directories: {granted} "
+                                    f"(tenants.{tenant}.backup_paths)")
+    if backup.repository is None and config.default_repository(tenant) is None:
+        yield RuleViolation(("backup", "repository"),
+                            f"required on site {config.site.name!r}: its site config names "
+                            f"no place for tenants' repositories (backup.repositories), "
+                            f"so give this policy its own")
+    for job, schedule in backup.schedules().items():
+        place, key, what = _JOB_PLACES[job]
+        most: int = getattr(config.limits, key)
+        runs = runs_per_day(schedule.cron)
+        if runs > most:
+            yield RuleViolation((*place, "cron"),
+                                f"'{schedule.cron}' runs {runs} {what} a day; site "
+                                f"{config.site.name!r} allows at most {most} "
+                                f"(limits.{key} in its site config)")
+
+
+def _grant_issues(tenant: str, pool: str, namespace: str, grants: tuple[PoolGrant, ...],
+                  path: FieldPath) -> list[RuleViolation]:
+    if any(grant.allows(pool, namespace) for grant in grants):
+        return []
+    pool_granted = any(grant.pool == pool for grant in grants)
     where = (*path, "namespace") if pool_granted else (*path, "pool")
     granted = ", ".join(_place(grant.pool, grant.namespace) for grant in grants) or "nothing"
     return [RuleViolation(where, f"tenant {tenant!r} may not select images in "
-                                 f"{_place(selection.pool, selection.namespace)}; the site "
-                                 f"config grants it: {granted}")]
+                                 f"{_place(pool, namespace)}; the site config grants it: "
+                                 f"{granted}")]
 
 
 def _place(pool: str, namespace: str) -> str:

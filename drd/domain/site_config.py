@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drd.domain.durations import PositiveDuration
+from drd.domain.policy_names import TenantName
+from drd.domain.restic_values import RepositoryUrl
 from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site import SiteKind
 from drd.domain.tenant_grants import PlatformLimits, TenantGrants
-from drd.domain.tenant_policy import TenantName
+from drd.domain.tenant_policy import TenantPolicy
 
 SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 CEPHX_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -243,6 +245,18 @@ class ObjectSyncSettings(_Section):
                     "repair: auto. Default 5m.", examples=["5m"])
 
 
+class BackupSettings(_Section):
+    """Where tenants' restic repositories are, unless a policy names its own."""
+
+    repositories: RepositoryUrl | None = Field(
+        default=None,
+        description="restic repository URL under which each tenant's default repository "
+                    "lives, as <repositories>/<tenant>: at the remote site, a directory in "
+                    "the lab, an S3 bucket on its RGW on real sites. The same on every "
+                    "site. Without it, a policy must name its own repository.",
+        examples=["s3:http://10.0.3.10:8480/drd-backups"])
+
+
 class SiteConfig(_Section):
     """The whole configuration of one site's drd (`/etc/drd/site.yaml`)."""
 
@@ -265,11 +279,25 @@ class SiteConfig(_Section):
                                             description="Bucket sync measurement; optional.")
     limits: PlatformLimits = Field(default_factory=PlatformLimits,
                                    description="Platform limits on tenant policies; optional.")
+    backup: BackupSettings = Field(default_factory=BackupSettings,
+                                   description="Tenants' backup repositories; optional.")
 
     def rgw_user(self, tenant: str) -> str:
         """The RGW user that owns `tenant`'s buckets: as configured, else its name."""
         grants = self.tenants.get(tenant)
         return grants.rgw_user if grants is not None and grants.rgw_user else tenant
+
+    def default_repository(self, tenant: str) -> str | None:
+        """`tenant`'s repository when its policy names none: <backup.repositories>/<tenant>,
+        or None if this config names no place for repositories."""
+        base = self.backup.repositories
+        return None if base is None else f"{base.rstrip('/')}/{tenant}"
+
+    def backup_repository(self, policy: TenantPolicy) -> str | None:
+        """Where `policy`'s backups go: its own repository, else its tenant's default one."""
+        if policy.backup is None:
+            return None
+        return policy.backup.repository or self.default_repository(policy.tenant)
 
     def peer(self, name: str) -> PeerConfig:
         """The peer called `name`; KeyError naming the known peers if there is none."""

@@ -1,13 +1,14 @@
-"""What each tenant may protect (its pools, namespaces and RGW user) and the platform's
-limits on every policy, as the site config declares them."""
+"""What each tenant may protect and back up (its pools, namespaces, RGW user and backup
+directories) and the platform's limits on every policy, as the site config declares them."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from drd.domain.backup_sources import SourcePath
 from drd.domain.durations import PositiveDuration
-from drd.domain.tenant_policy import NAMESPACE_PATTERN, PoolName
+from drd.domain.policy_names import NAMESPACE_PATTERN, PoolName
 
 
 class _Section(BaseModel):
@@ -55,6 +56,16 @@ class TenantGrants(_Section):
         description="The RGW user (uid) that owns the tenant's S3 buckets; a policy may "
                     "select only its buckets. Default: the tenant's name.",
         examples=["water"])
+    backup_paths: tuple[SourcePath, ...] = Field(
+        default=(), description="Directories on the hosts of drd whose files the tenant's "
+                                "backup sources may name (paths); default none.",
+        examples=[["/srv/water"]])
+
+
+def _most_per_day(default: int, what: str) -> Any:
+    return Field(default=default, ge=1, strict=True,
+                 description=f"{what} Counted over one UTC day from the cron expression. "
+                             f"Default {default}.", examples=[default])
 
 
 class PlatformLimits(_Section):
@@ -73,3 +84,15 @@ class PlatformLimits(_Section):
         description="Shortest bucket sync-lag target a policy may ask for. RGW polls "
                     "its logs about every 20 s, so lags below a minute cannot be held. "
                     "Default 1m.", examples=["1m"])
+    max_backups_per_day: int = _most_per_day(
+        24, "Most backups a policy's schedule may run a day: each one snapshots every "
+            "source image and reads it from Ceph.")
+    max_prunes_per_day: int = _most_per_day(
+        1, "Most prunes a policy may run a day: prune holds the repository's exclusive "
+           "lock, so backups to it wait while it rewrites data.")
+    max_checks_per_day: int = _most_per_day(
+        1, "Most checks a policy may run a day: check also locks the repository "
+           "exclusively, and with read_data_subset reads data back from it.")
+    max_restore_tests_per_day: int = _most_per_day(
+        1, "Most restore tests a policy may run a day: each restores whole images into "
+           "scratch images on the site that runs it.")

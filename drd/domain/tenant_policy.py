@@ -1,14 +1,15 @@
-"""A tenant's policy (`policies/<tenant>.yaml`): which RBD images are protected, and how.
+"""A tenant's policy (`policies/<tenant>.yaml`): which RBD images are protected, and how,
+and how the tenant's data is backed up (`backup:`, in `drd.domain.backup_policy`).
 
 Each block selection picks images by pool, namespace and name globs and says how they
 reach the same-city site (journal, or snapshot on an interval) and the remote site
 (snapshot on an interval), with an RPO target for each. Rules inside one destination are
 field rules, so they are reported together with every other field error; rules between
-selections are in `cross_field_issues`. Rules that need the site config (grants, platform
-limits) are in `drd.domain.policy_limits`. Pure: nothing here reads a file.
+selections, and between backup and protection, are in `cross_field_issues`. Rules that
+need the site config (grants, platform limits) or the file system (the backup password
+file) are in `drd.domain.policy_limits`. Pure: nothing here reads a file.
 """
 
-import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from enum import StrEnum
@@ -27,57 +28,25 @@ from pydantic import (
     model_validator,
 )
 
+from drd.domain.backup_policy import BACKUP_EXAMPLE, BackupPolicy, backup_rules
+from drd.domain.backup_sources import SourceSite
 from drd.domain.durations import PositiveDuration, format_duration
 from drd.domain.object_selection import (
     OBJECT_EXAMPLE,
     ObjectSelection,
     object_selection_rules,
 )
+from drd.domain.policy_names import (
+    ImageGlob,
+    NamespaceName,
+    PoolName,
+    SelectionName,
+    TenantName,
+    glob_covers,
+    globs_overlap,
+    image_spec,
+)
 from drd.domain.rules import RuleViolation
-
-TENANT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-SELECTION_NAME_PATTERN = TENANT_NAME_PATTERN
-# Ceph's own pools (.mgr, .rgw.root) start with a dot; no tenant selects those.
-POOL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,126}$"
-NAMESPACE_PATTERN = r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,126})?$"
-# RBD image names cannot hold '/' (pool/namespace separator) or '@' (snapshot separator).
-IMAGE_GLOB_PATTERN = r"^[^/@\s]{1,255}$"
-_GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-def _matching(pattern: str, what: str, rule: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if not re.fullmatch(pattern, value):
-            raise ValueError(f"{value!r} is not {what}: {rule}")
-        return value
-    return check
-
-
-_NAME_RULE = "use a lowercase letter followed by up to 62 lowercase letters, digits or '-'"
-_CEPH_NAME_RULE = ("use letters, digits, '_', '.' or '-', not starting with '.' or '-', "
-                   "at most 127 characters")
-
-TenantName = Annotated[str, AfterValidator(_matching(TENANT_NAME_PATTERN, "a tenant name",
-                                                     _NAME_RULE)),
-                       Field(json_schema_extra={"pattern": TENANT_NAME_PATTERN})]
-SelectionName = Annotated[str, AfterValidator(_matching(SELECTION_NAME_PATTERN,
-                                                        "a selection name", _NAME_RULE)),
-                          Field(json_schema_extra={"pattern": SELECTION_NAME_PATTERN})]
-PoolName = Annotated[str, AfterValidator(_matching(POOL_NAME_PATTERN, "a pool name",
-                                                   _CEPH_NAME_RULE)),
-                     Field(json_schema_extra={"pattern": POOL_NAME_PATTERN})]
-NamespaceName = Annotated[str, AfterValidator(_matching(
-    NAMESPACE_PATTERN, "an RBD namespace name", _CEPH_NAME_RULE + "; '' is the pool's "
-    "default namespace")), Field(json_schema_extra={"pattern": NAMESPACE_PATTERN})]
-ImageGlob = Annotated[str, AfterValidator(_matching(
-    IMAGE_GLOB_PATTERN, "an image name glob", "use an image name with optional *, ? and "
-    "[...] wildcards, without '/', '@' or spaces")),
-                      Field(json_schema_extra={"pattern": IMAGE_GLOB_PATTERN})]
-
-
-def image_spec(pool: str, namespace: str) -> str:
-    """`rbd/water`, or `rbd` for the pool's default namespace, as the rbd CLI writes it."""
-    return f"{pool}/{namespace}" if namespace else pool
 
 
 class ReplicationMode(StrEnum):
@@ -251,7 +220,8 @@ class Protection(_Section):
 
 
 class TenantPolicy(_Section):
-    """One tenant's policy (`policies/<tenant>.yaml`): what is protected, and how."""
+    """One tenant's policy (`policies/<tenant>.yaml`): what is protected and backed up,
+    and how."""
 
     tenant: TenantName = Field(
         description="The tenant this policy belongs to; must equal the file name without "
@@ -260,6 +230,10 @@ class TenantPolicy(_Section):
                                    description="Replication of the tenant's data; optional.",
                                    examples=[{"block": [_SELECTION_EXAMPLE],
                                               "object": [OBJECT_EXAMPLE]}])
+    backup: BackupPolicy | None = Field(
+        default=None, description="Backups of the tenant's data with restic: sources, "
+                                  "schedule, repository, retention and verification; "
+                                  "optional.", examples=[BACKUP_EXAMPLE])
 
     def cross_field_issues(self, valid_sections: frozenset[str] | None = None
                            ) -> list[RuleViolation]:
@@ -273,6 +247,9 @@ class TenantPolicy(_Section):
             (frozenset({"protection"}), self._overlap_rules),
             (frozenset({"protection"}),
              lambda: object_selection_rules(self.protection.object)),
+            (frozenset({"backup"}),
+             lambda: backup_rules(self.backup) if self.backup is not None else iter(())),
+            (frozenset({"protection", "backup"}), self._remote_copy_rules),
         )
         return [violation for reads, rule in rules if reads <= valid
                 for violation in rule()]
@@ -302,12 +279,31 @@ class TenantPolicy(_Section):
                             f"select each image in one selection only")
                         break
 
+    def _remote_copy_rules(self) -> Iterator[RuleViolation]:
+        """A backup from the remote copy needs the images mirrored to the remote site."""
+        if self.backup is None:
+            return
+        mirrored = [s for s in self.protection.block if s.remote is not None]
+        for index, source in enumerate(self.backup.sources):
+            if source.site is not SourceSite.REMOTE:
+                continue
+            for glob_index, glob in enumerate(source.images or ()):
+                if not any(selection.spec == source.spec
+                           and any(glob_covers(outer, glob) for outer in selection.images)
+                           for selection in mirrored):
+                    yield RuleViolation(
+                        ("backup", "sources", index, "images", glob_index),
+                        f"{glob!r} is backed up from the remote site's copy (from: "
+                        f"remote), but no protection.block selection with a remote "
+                        f"destination covers it in {source.spec}; mirror those images to "
+                        f"the remote site, or back them up from production")
+
 
 def _mode_conflict(earlier: BlockSelection, later: BlockSelection, glob: str) -> str:
     """Why `glob` of `later` clashes with `earlier`, or '' if it does not."""
     if (earlier.pool, earlier.namespace) != (later.pool, later.namespace):
         return ""
-    if not any(_overlaps(glob, other) for other in earlier.images):
+    if not any(globs_overlap(glob, other) for other in earlier.images):
         return ""
     # Only same_city can differ: the remote destination is always snapshot.
     first, second = earlier.same_city, later.same_city
@@ -315,11 +311,3 @@ def _mode_conflict(earlier: BlockSelection, later: BlockSelection, glob: str) ->
         return f"with same_city mode {first.mode.value} there and {second.mode.value} here"
     return ""
 
-
-def _overlaps(glob: str, other: str) -> bool:
-    """Same glob, or a plain name that the other glob matches."""
-    if glob == other:
-        return True
-    if not _GLOB_CHARS.search(glob) and fnmatchcase(glob, other):
-        return True
-    return not _GLOB_CHARS.search(other) and fnmatchcase(other, glob)

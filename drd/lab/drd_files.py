@@ -1,22 +1,42 @@
-"""Each lab site's drd daemon: its site config, tokens and state dir.
+"""Each lab site's drd daemon: its site config, tokens and state dir; and the lab
+tenants' restic password files and repositories directory.
 
 The YAML is rendered by a pure function; `write_drd_files` writes it with the
 secrets, each file 0600. Every site's tokens file accepts the lab's operator token
 and the peer token of each other site, so the three daemons can call each other.
+
+Backups go to the remote site: each tenant's default repository is a directory under
+`<lab>/<remote site>/restic/`. Its password file is `<lab>/restic/<tenant>.password`,
+one path that every site's daemon reads, as a real platform puts the file at the same
+path on each site; `policies/water.yaml` names the default lab's.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import yaml
 
 from drd.api.tokens import TokenEntry, hash_token, new_token, write_tokens
+from drd.domain.site import SiteKind
 from drd.lab.daemon_commands import DRD_DIR
 from drd.lab.topology import DRD_API_PORT, LAB_TENANTS, SiteSpec
 from drd.private_files import write_private
 
 OPERATOR_TOKEN_FILE = "operator.token"  # noqa: S105  (a file name, not a token)
+RESTIC_DIR = "restic"
+
+
+def restic_password_file(lab_dir: Path, tenant: str) -> Path:
+    """Where the lab keeps `tenant`'s repository password, for every site's daemon."""
+    return lab_dir / RESTIC_DIR / f"{tenant}.password"
+
+
+def repositories_dir(lab_dir: Path, sites: list[SiteSpec]) -> Path | None:
+    """The remote site's directory of tenant repositories; None in a lab without one."""
+    remote = next((site for site in sites if site.kind is SiteKind.REMOTE), None)
+    return None if remote is None else lab_dir / remote.name / RESTIC_DIR
 
 
 @dataclass(frozen=True)
@@ -53,12 +73,15 @@ def drd_layout(site_root: Path) -> DrdLayout:
 
 
 def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
-                      peers: list[SiteSpec], peer_confs: dict[str, Path]) -> dict[str, Any]:
+                      peers: list[SiteSpec], peer_confs: dict[str, Path], *,
+                      repositories: Path | None = None) -> dict[str, Any]:
     """The site config of `site`'s daemon, as the dict its YAML holds.
 
     It names each peer's ceph.conf too: drd reads the peers' copies to measure RPO,
-    and each site's RGW zone, which the lab names after the site.
+    and each site's RGW zone, which the lab names after the site; and, when the lab has
+    a remote site, the directory of tenants' default repositories there.
     """
+    backup = {} if repositories is None else {"backup": {"repositories": str(repositories)}}
     return {
         "site": {"name": site.name, "kind": site.kind.value},
         "ceph": {"conf": str(ceph_conf), "client": "admin", "rgw_zone": site.name},
@@ -78,30 +101,66 @@ def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
         "heartbeat": {"interval_seconds": 1.0, "timeout_seconds": 0.8,
                       "lost_after_missed": 3},
         "log": {"level": "info"},
+        **backup,
     }
 
 
 @dataclass(frozen=True)
 class LabSecrets:
-    """Tokens minted for one lab: the operator's, and each site's peer token."""
+    """Secrets minted for one lab: the operator's token, each site's peer token, and each
+    lab tenant's restic repository password."""
 
     operator: str = field(repr=False)
     peers: dict[str, str] = field(repr=False)
+    restic: dict[str, str] = field(repr=False, default_factory=dict)
 
 
 def mint_secrets(sites: list[SiteSpec]) -> LabSecrets:
-    return LabSecrets(operator=new_token(), peers={s.name: new_token() for s in sites})
+    return LabSecrets(operator=new_token(), peers={s.name: new_token() for s in sites},
+                      restic={tenant: token_urlsafe(32) for tenant in LAB_TENANTS})
+
+
+def write_restic_files(lab_dir: Path, sites: list[SiteSpec],
+                       lab_secrets: LabSecrets) -> list[Path]:
+    """Write each lab tenant's password file (0600) that does not exist yet, and make the
+    repositories directory; return the files written.
+
+    An existing password file is kept: a repository may already be encrypted with it.
+    """
+    (lab_dir / RESTIC_DIR).mkdir(exist_ok=True, mode=0o700)
+    written = []
+    for tenant, password in lab_secrets.restic.items():
+        path = restic_password_file(lab_dir, tenant)
+        if not path.exists():
+            write_private(path, password + "\n")
+            written.append(path)
+    repositories = repositories_dir(lab_dir, sites)
+    if repositories is not None:
+        repositories.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return written
+
+
+def add_backup_settings(config: Path, repositories: Path | None) -> bool:
+    """Give a site config written before drd had backups its `backup.repositories`;
+    whether the file changed. Everything else in it stays as it was."""
+    data = yaml.safe_load(config.read_text())
+    if repositories is None or not isinstance(data, dict) or "backup" in data:
+        return False
+    data["backup"] = {"repositories": str(repositories)}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return True
 
 
 def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path, *,
                     peers: list[SiteSpec], peer_confs: dict[str, Path],
-                    secrets: LabSecrets) -> DrdLayout:
+                    secrets: LabSecrets, repositories: Path | None = None) -> DrdLayout:
     """Write the site config, its tokens file and its peer token; return where."""
     layout = drd_layout(site_root)
     for directory in (layout.root, layout.state_dir, layout.policies_dir,
                       layout.runbooks_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    config = render_drd_config(site, ceph_conf, layout, peers, peer_confs)
+    config = render_drd_config(site, ceph_conf, layout, peers, peer_confs,
+                               repositories=repositories)
     layout.config.write_text(yaml.safe_dump(config, sort_keys=False))
     entries = [TokenEntry(name="lab-operator", role="operator",
                           sha256=hash_token(secrets.operator))]

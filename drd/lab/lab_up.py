@@ -6,6 +6,7 @@ lab died, it restarts them.
 """
 
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,14 @@ from drd.lab.description import (
     ProcessRecord,
     SiteRecord,
 )
-from drd.lab.drd_files import OPERATOR_TOKEN_FILE, mint_secrets, write_drd_files
+from drd.lab.drd_files import (
+    OPERATOR_TOKEN_FILE,
+    add_backup_settings,
+    mint_secrets,
+    repositories_dir,
+    write_drd_files,
+    write_restic_files,
+)
 from drd.lab.errors import LabError
 from drd.lab.lab_down import stop_lab_processes
 from drd.lab.lab_store import load_description, save_description
@@ -71,6 +79,7 @@ def lab_up(lab_dir: Path, names: list[str], block: int, report: Report,
     if existing is not None:
         if existing.phase is Phase.READY:
             _refuse_other_shape(existing, names, block)
+            _add_backup_files(existing, sites, report)
             return _revive(existing, sites, report)
         report(f"a previous `lab up` on {lab_dir} stopped halfway; cleaning up and starting over")
         stop_lab_processes(existing, report)
@@ -129,6 +138,25 @@ def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
     return description
 
 
+def _add_backup_files(description: LabDescription, sites: list[SiteSpec],
+                      report: Report) -> None:
+    """A lab booted before drd had backups lacks their files and settings: add them,
+    keeping whatever exists, and have each running daemon reload its config."""
+    for path in write_restic_files(description.dir, sites, mint_secrets(sites)):
+        report(f"wrote the restic password file {path}")
+    repositories = repositories_dir(description.dir, sites)
+    for site in sites:
+        record = description.sites[site.name]
+        if record.drd_config is None or not add_backup_settings(record.drd_config,
+                                                                 repositories):
+            continue
+        report(f"site {site.name}: its drd config now names the repositories {repositories}")
+        drd = record.process(DaemonRole.DRD)
+        running = processes.find_process(drd) if drd is not None else None
+        if running is not None:
+            running.send_signal(signal.SIGHUP)  # the daemon reloads its config on SIGHUP
+
+
 def _peer_sites(description: LabDescription, sites: list[SiteSpec], report: Report) -> None:
     for link in mirror_links(sites):
         local, remote = description.sites[link.site.name], description.sites[link.peer.name]
@@ -154,6 +182,8 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
     operator_file = description.dir / OPERATOR_TOKEN_FILE
     write_private(operator_file, secrets.operator + "\n")
     description.operator_token_file = operator_file
+    write_restic_files(description.dir, sites, secrets)
+    repositories = repositories_dir(description.dir, sites)
     for site in sites:
         record = description.sites[site.name]
         check_address_free(site, DRD_API_PORT)
@@ -161,7 +191,7 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
         layout = write_drd_files(
             site, record.root, record.conf, peers=peers,
             peer_confs={p.name: description.sites[p.name].conf for p in peers},
-            secrets=secrets)
+            secrets=secrets, repositories=repositories)
         StateStore.initialise(layout.state_dir, site.name).close()
         record.drd_config, record.api_url = layout.config, site.api_url
         start_role(site, record, DaemonRole.DRD, record_process)

@@ -75,10 +75,20 @@ def test_a_policy_of_only_a_tenant_protects_nothing(tmp_path: Path) -> None:
     assert load_policy(write(tmp_path, "tenant: water\n")).protection.block == ()
 
 
+@pytest.fixture
+def lab_password_file(tmp_path: Path) -> Path:
+    """A 0600 file standing in for the lab's password file the water example names."""
+    path = tmp_path / "water.password"
+    path.write_text("lab password\n")
+    path.chmod(0o600)
+    return path
+
+
 @pytest.mark.parametrize("tenant", ["water", "transport"])
 def test_the_shipped_examples_pass_against_a_site_config_granting_them(
-        tenant: str, site: SiteConfig) -> None:
-    policy = load_policy(EXAMPLES / f"{tenant}.yaml", site)
+        tenant: str, site: SiteConfig, lab_password_file: Path) -> None:
+    policy = load_policy(EXAMPLES / f"{tenant}.yaml", site,
+                         stat=lambda _: lab_password_file.stat())
     assert policy.tenant == tenant
     assert policy.protection.block
 
@@ -298,8 +308,9 @@ def test_a_tenant_without_grants_is_told_it_has_none(site: SiteConfig) -> None:
         update={"grants": ()})}})
     policy = load_policy(EXAMPLES / "water.yaml")
     messages = [issue.message for issue in policy_platform_issues(policy, bare)]
+    # Two block selections and two backup sources, all in rbd/water.
     assert messages == ["tenant 'water' may not select images in rbd/water; the site "
-                        "config grants it: nothing"] * 2
+                        "config grants it: nothing"] * 4
 
 
 def test_the_site_config_holds_tenants_grants_and_limits(tmp_path: Path) -> None:
@@ -329,13 +340,14 @@ def test_the_site_config_holds_tenants_grants_and_limits(tmp_path: Path) -> None
 
 
 def test_load_policies_returns_every_policy_or_every_issue_of_every_file(
-        tmp_path: Path, site: SiteConfig) -> None:
+        tmp_path: Path, site: SiteConfig, lab_password_file: Path) -> None:
     for name in ("water.yaml", "transport.yaml", "README.md", "schema.json"):
-        (tmp_path / name).write_text((EXAMPLES / name).read_text())
+        (tmp_path / name).write_text((EXAMPLES / name).read_text().replace(
+            "/var/lib/drd-lab/restic/water.password", str(lab_password_file)))
     (tmp_path / ".water.yaml.swp").write_text("editor junk")
     policies = load_policies(tmp_path, site)
     assert sorted(policies) == ["transport", "water"]
-    assert policies["water"] == load_policy(EXAMPLES / "water.yaml")
+    assert policies["water"] == load_policy(tmp_path / "water.yaml")
 
     write(tmp_path, WATER.replace("interval: 1m", "interval: 10s"))
     write(tmp_path, "tenant: sewage\n", name="sewage.yaml")
@@ -365,7 +377,9 @@ def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     schema = policy_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     models = [schema, *(d for d in schema["$defs"].values() if d["type"] == "object")]
-    assert len(models) == 7  # policy, protection, block and object selections, 3 destinations
+    # policy, protection, block and object selections, 3 destinations; backup, its sources,
+    # schedules, retention, prune, check, restore test and its sample
+    assert len(models) == 15
     for model in models:
         assert model["additionalProperties"] is False
         for name, field in model["properties"].items():
