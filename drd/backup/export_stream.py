@@ -14,12 +14,14 @@ produce it, so the relay does not slow the backup (bench/backup_throughput.py).
 
 import argparse
 import hashlib
+import io
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 CHUNK = 4 << 20  # the size of an RBD object, and of rbd export's reads
 
@@ -34,12 +36,12 @@ def relay(command: list[str], digest_file: Path) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
-    assert child.stdout is not None
+    exported = cast("io.BufferedReader", child.stdout)  # stdout=PIPE: a buffered reader
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     try:
-        while count := child.stdout.readinto(buffer):
+        while count := exported.readinto(buffer):
             digest.update(view[:count])
             _write_all(view[:count])
     except BrokenPipeError:
