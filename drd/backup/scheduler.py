@@ -121,6 +121,10 @@ class BackupScheduler:
         self._wake.set()
         return True
 
+    def job_keys(self) -> tuple[JobKey, ...]:
+        """Every job scheduled, due or not."""
+        return tuple(self._jobs)
+
     def view(self) -> SchedulerView:
         return SchedulerView(
             running=tuple(self._running),
