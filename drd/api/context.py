@@ -14,6 +14,13 @@ from drd.api.schemas import (
     SiteStatus,
 )
 from drd.api.tokens import TokenRegistry
+from drd.backup.views import (
+    BackupsStarted,
+    RestoreDone,
+    RestoreRequest,
+    SnapshotList,
+    TenantBackups,
+)
 from drd.domain.access import Principal
 from drd.replication.views import RpoReport, TenantProtection
 
@@ -45,3 +52,11 @@ class DaemonContext(Protocol):
     def rpo_report(self, tenant: str | None) -> RpoReport: ...
 
     async def put_policy(self, tenant: str, text: str) -> PolicyAccepted: ...
+
+    async def tenant_backups(self, tenant: str) -> TenantBackups: ...
+
+    def start_backups(self, tenant: str, source: str | None) -> BackupsStarted: ...
+
+    async def tenant_snapshots(self, tenant: str) -> SnapshotList: ...
+
+    async def restore(self, tenant: str, request: RestoreRequest) -> RestoreDone: ...

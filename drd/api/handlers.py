@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
+from drd.api.backup_handlers import BACKUP_ROUTES
 from drd.api.errors import ApiError, invalid_body
 from drd.api.keys import CONTEXT, PRINCIPAL, ROUTES
 from drd.api.openapi import openapi_document
@@ -158,4 +159,5 @@ ALL_ROUTES = [
           response_model=RpoReport),
     Route("GET", "/v1/openapi.json", openapi, Access.SITE,
           "This API's OpenAPI document"),
+    *BACKUP_ROUTES,
 ]

@@ -21,7 +21,7 @@ from typing import Protocol
 import structlog
 
 from drd.backup.job_run import JobAction, JobOutcome, ScheduledJob
-from drd.backup.restic_messages import BackupStatus
+from drd.backup.restic_messages import BackupStatus, Snapshot
 from drd.backup.restic_port import ResticRepositoryPort
 from drd.backup.scheduler import BackupScheduler
 from drd.ceph.cluster import CephError
@@ -80,6 +80,20 @@ class BackupActions(Protocol):
     async def check(self, plan: TenantBackup) -> JobOutcome: ...
 
     async def restore_test(self, plan: TenantBackup) -> JobOutcome: ...
+
+    async def restore(self, plan: TenantBackup, source: ImageRef, snapshot: str,
+                      target: ImageRef, force: bool) -> "Restored": ...
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A restore that finished: the new image, its size and its sha256 as read back."""
+
+    snapshot: str
+    target: ImageRef
+    bytes: int
+    sha256: str
+    seconds: float
 
 
 ListImages = Callable[[str, str], list[ObservedImage]]  # pool, namespace; blocking
@@ -220,13 +234,30 @@ class BackupService:
         upcoming = timetable.next_runs(last_run or now, 1)
         return upcoming[0] if upcoming else None
 
-    def request_backups(self, tenant: str, source: str | None = None) -> list[JobKey]:
-        """Queue `tenant`'s backups now, of one source or all; the jobs queued or
-        already running. KeyError if the tenant or source has no backup job here."""
+    def plan(self, tenant: str) -> TenantBackup:
+        """`tenant`'s backups here; KeyError saying why there are none."""
         plan = self.state.plans.get(tenant)
         if plan is None:
             raise KeyError(self.state.unplanned.get(
                 tenant, f"tenant {tenant} has no backup policy on this site"))
+        return plan
+
+    async def snapshots(self, tenant: str) -> tuple[str, list[Snapshot]]:
+        plan = self.plan(tenant)
+        return plan.repository, await plan.restic.snapshots()
+
+    async def restore(self, tenant: str, source: ImageRef, snapshot: str, target: ImageRef,
+                      force: bool) -> Restored:
+        """Restore `tenant`'s backup of `source` into the new image `target` here."""
+        plan = self.plan(tenant)
+        log.info("restore starts", tenant=tenant, source=str(source), snapshot=snapshot,
+                 target=str(target), force=force)
+        return await self.actions.restore(plan, source, snapshot, target, force)
+
+    def request_backups(self, tenant: str, source: str | None = None) -> list[JobKey]:
+        """Queue `tenant`'s backups now, of one source or all; the jobs queued or
+        already running. KeyError if the tenant or source has no backup job here."""
+        plan = self.plan(tenant)
         chosen = [image for image in plan.images if source in (None, image.source)]
         if not chosen:
             raise KeyError(f"tenant {tenant} has no image to back up"

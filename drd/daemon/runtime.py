@@ -27,6 +27,8 @@ from drd.api.schemas import (
     SiteStatus,
 )
 from drd.api.tokens import TokenRegistry
+from drd.backup.service import BackupService
+from drd.daemon.backup_context import BackupContext
 from drd.domain.access import Principal
 from drd.domain.peer_liveness import PeerObservation, judge_peer
 from drd.domain.site_config import SiteConfig
@@ -52,7 +54,7 @@ class LoadedConfig:
     loaded_at: datetime
 
 
-class SiteRuntime:
+class SiteRuntime(BackupContext):
     """Implements drd.api.context.DaemonContext."""
 
     def __init__(self, *, loaded: LoadedConfig, store: StateStore, metrics: DaemonMetrics,
@@ -82,6 +84,10 @@ class SiteRuntime:
     @property
     def metrics(self) -> DaemonMetrics:
         return self._metrics
+
+    @property
+    def backups(self) -> BackupService | None:
+        return self.policy_book.backups
 
     def swap_config(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded

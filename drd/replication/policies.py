@@ -6,6 +6,7 @@ from pathlib import Path
 
 import structlog
 
+from drd.backup.service import BackupService
 from drd.ceph.rgw_admin import RgwAdminError
 from drd.ceph.rgw_bucket_sync import bucket_owner
 from drd.config.policy_loader import (
@@ -30,9 +31,11 @@ class PolicyBook:
     """Owns the running policies; every change goes through validation first."""
 
     def __init__(self, service: ReplicationService,
-                 objects: BucketSyncService | None = None) -> None:
+                 objects: BucketSyncService | None = None,
+                 backups: BackupService | None = None) -> None:
         self.service = service
         self.objects = objects
+        self.backups = backups
         self.policies: dict[str, TenantPolicy] = {}
         self.issues: list[ConfigIssue] = []
         self._writing = asyncio.Lock()
@@ -52,6 +55,8 @@ class PolicyBook:
         self.service.set_policies(protection_specs(policies))
         if self.objects is not None:
             self.objects.set_policies(object_specs(policies, config))
+        if self.backups is not None:
+            self.backups.set_policies(policies)
         log.info("policies in force", tenants=sorted(policies))
 
     async def put(self, config: SiteConfig, tenant: str, text: str) -> TenantPolicy:

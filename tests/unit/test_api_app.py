@@ -23,6 +23,13 @@ from drd.api.schemas import (
     SiteStatus,
 )
 from drd.api.tokens import TokenEntry, TokenRegistry, hash_token
+from drd.backup.views import (
+    BackupsStarted,
+    RestoreDone,
+    RestoreRequest,
+    SnapshotList,
+    TenantBackups,
+)
 from drd.config.yaml_document import ConfigError, ConfigIssue
 from drd.domain.access import Principal
 from drd.domain.site import SiteKind
@@ -87,6 +94,22 @@ class FakeDaemon:
                                            "broken on purpose")])
         self.policies[tenant] = text
         return PolicyAccepted(tenant=tenant, selections=1, applied=True)
+
+    async def tenant_backups(self, tenant: str) -> TenantBackups:
+        return TenantBackups(tenant=tenant, repository=None, running=[], recent=[],
+                             next_runs=[], not_backed_up=["no backup policy here"])
+
+    def start_backups(self, tenant: str, source: str | None) -> BackupsStarted:
+        if source == "missing":
+            raise KeyError(f"tenant {tenant} has no image to back up in source {source}")
+        return BackupsStarted(tenant=tenant, jobs=[f"backup of {tenant}/{source}"],
+                              sources=[source or ""])
+
+    async def tenant_snapshots(self, tenant: str) -> SnapshotList:
+        raise KeyError(f"tenant {tenant} has no backup policy on this site")
+
+    async def restore(self, tenant: str, request: RestoreRequest) -> RestoreDone:
+        raise ValueError(f"{request.to} exists; give force to replace it")
 
 
 def bearer(who: str) -> dict[str, str]:
@@ -232,3 +255,28 @@ async def test_a_policy_put_is_audited_and_an_invalid_one_returns_every_problem(
         ("PUT /v1/tenants/{tenant}/policy", "ok"),
         ("PUT /v1/tenants/{tenant}/policy", "failed"),
         ("PUT /v1/tenants/{tenant}/policy", "refused")]
+
+
+async def test_a_tenant_backs_itself_up_now_and_restores_are_for_operators(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    daemon, client = daemon_and_client
+    started = await client.post("/v1/tenants/water/backups", headers=bearer("water"),
+                                json={"source": "databases"})
+    assert started.status == 202
+    assert (await started.json())["jobs"] == ["backup of water/databases"]
+    unknown = await client.post("/v1/tenants/water/backups", headers=bearer("water"),
+                                json={"source": "missing"})
+    assert unknown.status == 404
+    assert "no image to back up in source missing" in (await unknown.json())["error"]["message"]
+    typo = await client.post("/v1/tenants/water/backups", headers=bearer("water"),
+                             json={"sorce": "databases"})
+    assert typo.status == 400
+    restore = {"source": "rbd/water/db-1", "to": "rbd/water/db-1-restored"}
+    refused = await client.post("/v1/tenants/water/restores", headers=bearer("water"),
+                                json=restore)
+    assert refused.status == 403
+    exists = await client.post("/v1/tenants/water/restores", headers=bearer("operator"),
+                               json=restore)
+    assert exists.status == 409
+    assert "give force to replace it" in (await exists.json())["error"]["message"]
+    assert ("ops", "POST /v1/tenants/{tenant}/restores", "failed") in daemon.audits

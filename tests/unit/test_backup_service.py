@@ -12,7 +12,7 @@ import yaml
 
 from drd.backup.job_run import JobOutcome
 from drd.backup.scheduler import BackupScheduler
-from drd.backup.service import LIMITS, BackupService, ImageSource, TenantBackup
+from drd.backup.service import LIMITS, BackupService, ImageSource, Restored, TenantBackup
 from drd.domain.backup_jobs import JobKey, JobKind
 from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
 from drd.domain.tenant_policy import TenantPolicy
@@ -68,6 +68,10 @@ class FakeActions:
 
     async def restore_test(self, plan: TenantBackup) -> JobOutcome:
         return JobOutcome()
+
+    async def restore(self, plan: TenantBackup, source: ImageRef, snapshot: str,
+                      target: ImageRef, force: bool) -> Restored:
+        raise AssertionError("not restoring here")
 
 
 @pytest.fixture

@@ -1,0 +1,91 @@
+"""The backup routes: a tenant's backups, backing up now, its snapshots, restores and
+usage. Parse, ask the daemon context, answer; the work is drd.backup's."""
+
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from drd.api.errors import ApiError, invalid_body
+from drd.api.keys import CONTEXT
+from drd.api.routes import Route
+from drd.backup.views import (
+    BackupRequest,
+    BackupsStarted,
+    RestoreDone,
+    RestoreRequest,
+    SnapshotList,
+    TenantBackups,
+)
+from drd.domain.access import TENANT_NAME, Access
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(text=model.model_dump_json(), status=status,
+                        content_type="application/json")
+
+
+def _tenant(request: web.Request) -> str:
+    tenant = request.match_info["tenant"]
+    if not TENANT_NAME.match(tenant):
+        raise ApiError(404, "not_found", f"no tenant {tenant!r}")
+    return tenant
+
+
+async def _body(request: web.Request, model: type[Body]) -> Body:
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as error:
+        raise invalid_body(error) from error
+
+
+async def tenant_backups(request: web.Request) -> web.Response:
+    return _json(await request.app[CONTEXT].tenant_backups(_tenant(request)))
+
+
+async def start_backups(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    wanted = await _body(request, BackupRequest)
+    try:
+        started = request.app[CONTEXT].start_backups(tenant, wanted.source)
+    except KeyError as error:
+        raise ApiError(404, "not_found", str(error.args[0])) from error
+    return _json(started, 202)
+
+
+async def tenant_snapshots(request: web.Request) -> web.Response:
+    try:
+        listed = await request.app[CONTEXT].tenant_snapshots(_tenant(request))
+    except KeyError as error:
+        raise ApiError(404, "not_found", str(error.args[0])) from error
+    return _json(listed)
+
+
+async def restore(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    wanted = await _body(request, RestoreRequest)
+    try:
+        done = await request.app[CONTEXT].restore(tenant, wanted)
+    except KeyError as error:
+        raise ApiError(404, "not_found", str(error.args[0])) from error
+    except ValueError as error:
+        raise ApiError(409, "refused", str(error)) from error
+    return _json(done, 201)
+
+
+BACKUP_ROUTES = [
+    Route("GET", "/v1/tenants/{tenant}/backups", tenant_backups, Access.TENANT,
+          "The tenant's backups: running with progress, recent runs, next runs, and "
+          "sources not backed up with why", response_model=TenantBackups),
+    Route("POST", "/v1/tenants/{tenant}/backups", start_backups, Access.TENANT,
+          "Back up the tenant's images now, of one source or all",
+          request_model=BackupRequest, response_model=BackupsStarted, audited=True),
+    Route("GET", "/v1/tenants/{tenant}/snapshots", tenant_snapshots, Access.TENANT,
+          "The restic snapshots in the tenant's repository", response_model=SnapshotList),
+    Route("POST", "/v1/tenants/{tenant}/restores", restore, Access.OPERATOR,
+          "Restore a backed-up image into a new RBD image on this site",
+          request_model=RestoreRequest, response_model=RestoreDone, audited=True),
+]
