@@ -5,6 +5,7 @@ the CLI to exit codes, the lab to its errors.
 """
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,3 +73,10 @@ def put_text(target: ApiTarget, path: str, text: str, content_type: str) -> Any:
     """Blocking PUT of a text body (a YAML policy), for synchronous callers."""
     return asyncio.run(request_json(target, "PUT", path, data=text,
                                     content_type=content_type))
+
+
+def post_json(target: ApiTarget, path: str, body: dict[str, Any],
+              timeout: float = REQUEST_TIMEOUT) -> Any:
+    """Blocking POST of a JSON body, for synchronous callers."""
+    return asyncio.run(request_json(target, "POST", path, data=json.dumps(body),
+                                    deadline=timeout))

@@ -4,7 +4,7 @@ the environment (never from argv); API failures become exit codes here, once."""
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drd.api import client
 from drd.api.client import ApiTarget
@@ -12,25 +12,46 @@ from drd.api.tokens import TokenFileError, read_secret_file
 from drd.cli import exit_codes
 from drd.cli.failures import CliFailure
 
+if TYPE_CHECKING:
+    from drd.domain.site_config import SiteConfig
+
 DEFAULT_CONFIG = Path("/etc/drd/drd.yaml")
 
 
-def resolve_target(url: str | None, config: Path | None, token_file: Path | None) -> ApiTarget:
-    """--url, else $DRD_URL, else the API address in the site config."""
-    resolved = url or os.environ.get("DRD_URL") or _url_from_config(config)
+def resolve_target(url: str | None, config: Path | None, token_file: Path | None,
+                   site: str | None = None) -> ApiTarget:
+    """--url, else $DRD_URL, else the API address in the site config; with `site`, that
+    site's daemon as the site config names it (itself or a peer)."""
+    resolved = (_url_of_site(config, site) if site is not None
+                else url or os.environ.get("DRD_URL") or _url_from_config(config))
     return ApiTarget(url=resolved.rstrip("/"), token=_token(token_file))
 
 
+def _url_of_site(config: Path | None, name: str) -> str:
+    site = _site_config(config)
+    if site.site.name == name:
+        return f"http://{site.api.listen}"
+    for peer in site.peers:
+        if peer.name == name:
+            return str(peer.url)
+    known = ", ".join([site.site.name, *(peer.name for peer in site.peers)])
+    raise CliFailure(f"--site {name}: the site config knows sites {known} only",
+                     exit_codes.USAGE)
+
+
 def _url_from_config(config: Path | None) -> str:
+    return f"http://{_site_config(config).api.listen}"
+
+
+def _site_config(config: Path | None) -> "SiteConfig":
     from drd.config.site_loader import load_site_config
     from drd.config.yaml_document import ConfigError
 
     path = config or Path(os.environ.get("DRD_CONFIG", str(DEFAULT_CONFIG)))
     try:
-        site = load_site_config(path)
+        return load_site_config(path)
     except ConfigError as error:
         raise CliFailure(f"cannot find the daemon: {error}", exit_codes.FAILURE) from error
-    return f"http://{site.api.listen}"
 
 
 def _token(token_file: Path | None) -> str:
@@ -52,6 +73,17 @@ def get_json(target: ApiTarget, path: str) -> Any:
     """GET `path` from the daemon, mapping every failure to its exit code."""
     try:
         return client.get_json(target, path)
+    except client.DaemonUnreachable as error:
+        raise CliFailure(str(error), exit_codes.UNREACHABLE) from error
+    except client.ApiClientError as error:
+        raise CliFailure(str(error), exit_codes.FAILURE) from error
+
+
+def post_json(target: ApiTarget, path: str, body: dict[str, Any],
+              timeout: float = client.REQUEST_TIMEOUT) -> Any:
+    """POST a JSON body, mapping every failure to its exit code."""
+    try:
+        return client.post_json(target, path, body, timeout)
     except client.DaemonUnreachable as error:
         raise CliFailure(str(error), exit_codes.UNREACHABLE) from error
     except client.ApiClientError as error:

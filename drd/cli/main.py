@@ -22,6 +22,8 @@ COMMANDS = {
     "token": "drd.cli.daemon_cmds:token",
     "config": "drd.cli.config_cmd:config",
     "lab": "drd.cli.lab:lab",
+    "backup": "drd.cli.backup_cmd:backup",
+    "restore": "drd.cli.backup_cmd:restore",
 }
 
 
