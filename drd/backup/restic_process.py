@@ -38,11 +38,11 @@ class Children:
 
 @dataclass(frozen=True)
 class Finished:
-    exit_code: int | None  # negative: killed by that signal; None: drd stopped it
+    exit_code: int  # negative: killed by that signal (SIGKILL, when drd had to)
     stdout: str  # all of it, unless the lines went to a callback
     stdout_tail: tuple[str, ...]
     stderr_tail: tuple[str, ...]
-    timed_out: bool = False
+    timed_out: bool = False  # drd stopped it at its deadline, whatever it exited with
 
 
 class _Reader:
@@ -84,7 +84,9 @@ class _Reader:
             take(line.decode(errors="replace").rstrip("\n"))
 
     def finished(self, timed_out: bool) -> Finished:
-        code = None if timed_out else self.process.returncode
+        code = self.process.returncode
+        if code is None:  # _supervise reaps every child before it returns
+            raise RuntimeError(f"child {self.process.pid} was not reaped")
         tail = tuple(line[:_TAIL_LINE] for line in self.stderr_tail)
         return Finished(code, "".join(self.stdout), tuple(self.stdout_tail), tail, timed_out)
 

@@ -224,11 +224,18 @@ async def test_a_failed_restore_consumer_fails_the_restore(restic: Restic,
                                    ["sh", "-c", "head -c 1 >/dev/null; echo no space >&2; exit 3"])
     assert not refused.outcome.ok
     assert refused.consumer.exit_code == 3
-    assert refused.outcome.reason.startswith("restic dump ")  # restic lost its reader too
+    # restic dump dies of SIGPIPE (Go does on stdout); its lock is cleared right away.
+    assert refused.restic.exit_code == -signal.SIGPIPE
+    assert refused.outcome.reason == ("sh exited 3: no space; restic dump lost its reader "
+                                      "and died of SIGPIPE")
+    assert lock_ids(restic) == []
     missing = await restic.dump_to("latest", "/not-there.raw", ["sha256sum"])
     assert not missing.outcome.ok and missing.restic.exit_code == 1
     assert "not found in snapshot" in missing.outcome.reason
     assert missing.outcome.reason.endswith("what the consumer received is incomplete")
+    with pytest.raises(FileNotFoundError):
+        await restic.dump_to("latest", "/vm1.raw", ["/nonexistent/rbd", "import", "-"])
+    assert our_descendants() == [] and lock_ids(restic) == []
 
 
 async def test_empty_and_failing_sources_are_failed_backups(restic: Restic) -> None:
@@ -450,6 +457,6 @@ async def test_a_child_that_ignores_sigint_is_killed_with_its_group() -> None:
     started = time.monotonic()
     done = await run(["sh", "-c", "trap '' INT; sleep 300 & wait"], env=dict(os.environ),
                      deadline=0.5, children=children, grace=0.5)
-    assert done.timed_out and done.exit_code is None
+    assert done.timed_out and done.exit_code == -signal.SIGKILL
     assert time.monotonic() - started < 5
     assert our_descendants() == [] and children.pids == set()
