@@ -315,7 +315,8 @@ class Restic:
 
     def _holder(self, pid: int, is_holder_alive: Callable[[int], bool]) -> HolderProcess:
         try:
-            harmless = psutil.Process(pid).name() == RESTIC  # restic ignores SIGHUP
+            # restic ignores SIGHUP
+            harmless = psutil.Process(pid).name() in (RESTIC, Path(self.binary).name)
         except psutil.ZombieProcess:
             harmless = True  # a zombie acts on no signal, and restic's probe reaches it
         except psutil.NoSuchProcess:
