@@ -380,8 +380,24 @@ async def test_a_backup_past_its_deadline_is_stopped_and_failed(restic: Restic) 
     result = await restic.backup_from_command(["sleep", "300"], stdin_filename="slow.raw",
                                               host="water", deadline=1.5)
     assert result.outcome.kind is OutcomeKind.TIMED_OUT and not result.outcome.ok
-    assert result.outcome.reason.startswith("restic backup was stopped at its deadline")
+    assert result.outcome.reason == ("restic backup was stopped at its deadline; restic "
+                                     "said: Fatal: unable to save snapshot: context canceled")
     assert our_descendants() == [] and lock_ids(restic) == []
+
+
+async def test_a_failing_progress_callback_stops_restic(restic: Restic,
+                                                        tmp_path: Path) -> None:
+    random_file(tmp_path / "image.raw", 32 * MiB)
+
+    def broken(status: BackupStatus) -> None:
+        raise RuntimeError("progress display failed")
+
+    with pytest.raises(RuntimeError, match="progress display failed"):
+        await restic.backup_from_command(["cat", str(tmp_path / "image.raw")],
+                                         stdin_filename="vm1.raw", host="water",
+                                         progress=broken)
+    assert our_descendants() == [] and lock_ids(restic) == []
+    assert await restic.snapshots() == []
 
 
 async def test_forget_keeps_exactly_what_the_rules_say(restic: Restic) -> None:
