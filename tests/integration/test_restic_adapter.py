@@ -106,11 +106,18 @@ def exclusive_lock(restic: Restic, fifo: Path) -> Iterator[subprocess.Popen[byte
             holder.wait()
 
 
-def shared_lock_holder(restic: Restic, name: str) -> subprocess.Popen[bytes]:
+def shared_lock_holder(restic: Restic, name: str,
+                       other_host: str | None = None) -> subprocess.Popen[bytes]:
+    """A real restic holding a shared lock; with `other_host`, from a UTS namespace that
+    has that hostname, as restic on another site would."""
     repository = restic.repository
+    backup = ["restic", *argv.backup_from_command(repository.url, ["sleep", "120"],
+                                                  stdin_filename=name, host="holder")]
+    if other_host is not None:
+        backup = ["unshare", "--uts", "sh", "-c", f'hostname {other_host} && exec "$@"',
+                  "holder", *backup]
     return subprocess.Popen(
-        ["restic", *argv.backup_from_command(repository.url, ["sleep", "120"],
-                                             stdin_filename=name, host="holder")],
+        backup,
         env=restic_environment(os.environ, password_file=repository.password_file,
                                cache_dir=repository.cache_dir),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -328,6 +335,28 @@ async def test_only_provably_stale_locks_are_removed(restic: Restic) -> None:
     finally:
         kill_group(dead)
         kill_group(live)
+
+
+async def test_another_hosts_young_lock_is_kept_though_its_pid_is_dead_here(
+        restic: Restic) -> None:
+    foreign = shared_lock_holder(restic, "foreign.raw", other_host="site-a-drd-test")
+    dead = shared_lock_holder(restic, "dead.raw")
+    try:
+        wait_for_locks(restic, 2)
+        kill_group(foreign)
+        kill_group(dead)
+        locks = {lock.info.hostname: lock.id for lock in await restic.locks()}
+        assert set(locks) == {"site-a-drd-test", restic.hostname}
+        report = await restic.remove_stale_locks(holder_running)
+        assert report.removed == (locks[restic.hostname],)
+        foreign_judgement = next(j for j in report.plan.judgements
+                                 if j.lock.id == locks["site-a-drd-test"])
+        assert not foreign_judgement.stale
+        assert "is live: another host's, refreshed 0 min" in foreign_judgement.reason
+        assert lock_ids(restic) == [locks["site-a-drd-test"]]  # restic kept it too
+    finally:
+        kill_group(foreign)
+        kill_group(dead)
 
 
 async def test_a_lock_of_our_own_restic_is_never_stale(restic: Restic) -> None:
