@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
+import structlog
 
 from drd.backup import restic_argv as argv
 from drd.backup.restic_env import RepositoryCredentials, is_scrubbed, restic_environment
@@ -36,6 +37,7 @@ from drd.backup.restic_messages import (
     parse_ids,
     parse_lock,
     parse_message,
+    parse_messages,
     parse_raw_data_stats,
     parse_snapshots,
     parse_version,
@@ -55,6 +57,8 @@ from drd.backup.restic_outcome import (
     stopped,
 )
 from drd.backup.restic_process import Children, Finished, run, run_pipeline
+
+log = structlog.get_logger()
 
 RESTIC = "restic"
 MINIMUM_VERSION = (0, 17, 0)  # exit codes 10-12, --stdin-from-command, a clean SIGINT
@@ -97,11 +101,10 @@ async def probe_version(binary: str = RESTIC, *, deadline: float = 30.0,
     except FileNotFoundError:
         raise ResticUnavailable(f"{binary} is not installed; drd needs restic 0.17 or "
                                 f"newer (Debian 13's restic 0.18)") from None
+    if done.timed_out:
+        raise ResticUnavailable(f"`{binary} version` gave no answer in {deadline:.0f} s")
     if done.exit_code != 0:
-        outcome = (interpret("version", done.exit_code, done.stderr_tail)
-                   if done.exit_code is not None else
-                   stopped("version", OutcomeKind.TIMED_OUT, f"gave no answer in {deadline:.0f} s",
-                           done.stderr_tail))
+        outcome = interpret("version", done.exit_code, done.stderr_tail)
         raise ResticUnavailable(f"`{binary} version` failed: {outcome.reason}")
     try:
         return require_version(parse_version(done.stdout))
@@ -171,18 +174,25 @@ class Restic:
             self.repository.url, command, stdin_filename=stdin_filename, host=host, tags=tags,
             limit_upload_kib=limit_upload_kib, retry_lock=self.retry_lock, time=time)
         summary: list[BackupSummary] = []
+        unreadable: list[str] = []
 
         def on_line(line: str) -> None:
-            message = parse_message(line)
+            try:
+                message = parse_message(line)
+            except ResticOutputError as error:  # one bad line must not stop the backup
+                unreadable.append(str(error))
+                return
             if isinstance(message, BackupStatus) and progress is not None:
                 progress(message)
             elif isinstance(message, BackupSummary):
                 summary.append(message)
 
         done = await self._run(args, deadline, on_line=on_line)
-        outcome = self._outcome("backup", done)
         last = summary[-1] if summary else None
-        return BackupResult(judge_backup(outcome, last), last, _item_errors(done))
+        outcome = judge_backup(self._outcome("backup", done), last)
+        if last is None and unreadable and outcome.exit_code == 0:
+            outcome = Outcome(outcome.kind, 0, f"{outcome.reason}: {unreadable[-1]}")
+        return BackupResult(outcome, last, _item_errors(done))
 
     async def snapshots(self, selection: argv.SnapshotFilter = argv.ALL_SNAPSHOTS
                         ) -> list[Snapshot]:
@@ -221,7 +231,8 @@ class Restic:
                                           read_data_subset=read_data_subset,
                                           retry_lock=self.retry_lock), deadline)
         outcome = self._outcome("check", done)
-        summaries = [message for message in map(parse_message, done.stdout.splitlines())
+        summaries = [message for message in parse_messages(done.stdout.splitlines(),
+                                                           strict=False)
                      if isinstance(message, CheckSummary)]
         summary = summaries[-1] if summaries else None
         if outcome.ok and summary is not None and summary.num_errors:
@@ -244,10 +255,13 @@ class Restic:
                 [self.binary, *args], consumer, producer_env=self._env(),
                 consumer_env=consumer_env, deadline=deadline, children=self.children)
         except FileNotFoundError as error:
-            raise ResticUnavailable(f"cannot start {error.filename}: not installed") from None
+            if error.filename == self.binary:
+                raise ResticUnavailable(f"{self.binary} is not installed") from None
+            raise
+        await self._clear_lock_of_killed("dump", dumped)
         restic = self._outcome("dump", dumped)
         name = Path(consumer[0]).name
-        if consumed.exit_code is None:
+        if consumed.timed_out:
             used = stopped(name, OutcomeKind.TIMED_OUT, "was stopped at its deadline",
                            consumed.stderr_tail, self._secrets())
         else:
@@ -264,15 +278,18 @@ class Restic:
 
     async def locks(self) -> list[RepositoryLock]:
         """Every lock in the repository now; one released while being read is left out."""
-        listed = await self._checked("list locks", argv.list_locks(self.repository.url))
+        listed = await self._checked("list locks", argv.list_locks(self.repository.url),
+                                     takes_lock=False)
         found = []
         for lock_id in parse_ids(listed.stdout):
-            done = await self._run(argv.cat_lock(self.repository.url, lock_id), QUERY_TIMEOUT)
+            done = await self._run(argv.cat_lock(self.repository.url, lock_id), QUERY_TIMEOUT,
+                                   takes_lock=False)
             outcome = self._outcome("cat lock", done)
             if outcome.ok:
                 found.append(RepositoryLock(lock_id, parse_lock(done.stdout)))
                 continue
-            again = await self._checked("list locks", argv.list_locks(self.repository.url))
+            again = await self._checked("list locks", argv.list_locks(self.repository.url),
+                                        takes_lock=False)
             if lock_id in parse_ids(again.stdout):
                 raise ResticError(outcome)
         return found
@@ -288,16 +305,18 @@ class Restic:
                            holders=holders)
         if not plan.run:
             return StaleLockReport(plan, (), None)
-        done = await self._run(argv.unlock(self.repository.url), JOB_TIMEOUT)
+        done = await self._run(argv.unlock(self.repository.url), JOB_TIMEOUT, takes_lock=False)
         outcome = self._outcome("unlock", done)
-        after = await self._checked("list locks", argv.list_locks(self.repository.url))
+        after = await self._checked("list locks", argv.list_locks(self.repository.url),
+                                    takes_lock=False)
         remaining = set(parse_ids(after.stdout))
         return StaleLockReport(plan, tuple(i for i in plan.removes if i not in remaining),
                                outcome)
 
     def _holder(self, pid: int, is_holder_alive: Callable[[int], bool]) -> HolderProcess:
         try:
-            harmless = psutil.Process(pid).name() == RESTIC  # restic ignores SIGHUP
+            # restic ignores SIGHUP
+            harmless = psutil.Process(pid).name() in (RESTIC, Path(self.binary).name)
         except psutil.ZombieProcess:
             harmless = True  # a zombie acts on no signal, and restic's probe reaches it
         except psutil.NoSuchProcess:
@@ -309,25 +328,47 @@ class Restic:
                              alive_holder=pid in self.children or is_holder_alive(pid))
 
     async def _query(self, action: str, args: list[str]) -> Outcome:
-        return self._outcome(action, await self._run(args, QUERY_TIMEOUT))
+        """cat config --no-lock and init, which take no lock."""
+        return self._outcome(action, await self._run(args, QUERY_TIMEOUT, takes_lock=False))
 
-    async def _checked(self, action: str, args: list[str]) -> Finished:
-        done = await self._run(args, QUERY_TIMEOUT)
+    async def _checked(self, action: str, args: list[str], *,
+                       takes_lock: bool = True) -> Finished:
+        done = await self._run(args, QUERY_TIMEOUT, takes_lock=takes_lock)
         outcome = self._outcome(action, done)
         if not outcome.ok:
             raise ResticError(outcome)
         return done
 
     async def _run(self, args: list[str], deadline: float | None,
-                   on_line: Callable[[str], None] | None = None) -> Finished:
+                   on_line: Callable[[str], None] | None = None, *,
+                   takes_lock: bool = True) -> Finished:
         try:
-            return await run([self.binary, *args], env=self._env(), deadline=deadline,
+            done = await run([self.binary, *args], env=self._env(), deadline=deadline,
                              children=self.children, on_line=on_line)
         except FileNotFoundError:
             raise ResticUnavailable(f"{self.binary} is not installed") from None
+        if takes_lock:
+            await self._clear_lock_of_killed(args[0], done)
+        return done
+
+    async def _clear_lock_of_killed(self, action: str, done: Finished) -> None:
+        """A restic killed by a signal leaves its lock behind: SIGKILL past the grace, or
+        SIGPIPE when a restore's consumer quits early (Go dies of SIGPIPE on stdout even
+        when it is ignored). Its PID is reaped, so the lock is provably stale; clear it
+        now rather than let it block the next exclusive job."""
+        if done.exit_code >= 0:
+            return
+        try:
+            report = await self.remove_stale_locks(holder_running)
+        except ResticError as error:
+            log.warning("restic_lock_of_killed_not_cleared", action=action,
+                        signal=-done.exit_code, reason=str(error))
+            return
+        log.info("restic_lock_of_killed_cleared", action=action, signal=-done.exit_code,
+                 removed=list(report.removed), plan=report.plan.reason)
 
     def _outcome(self, action: str, done: Finished) -> Outcome:
-        if done.timed_out or done.exit_code is None:
+        if done.timed_out:
             return stopped(action, OutcomeKind.TIMED_OUT, "was stopped at its deadline",
                            done.stderr_tail, self._secrets())
         return interpret(action, done.exit_code, done.stderr_tail, self._secrets())
@@ -343,5 +384,5 @@ class Restic:
 
 
 def _item_errors(done: Finished) -> tuple[ItemError, ...]:
-    return tuple(message for message in map(parse_message, done.stderr_tail)
+    return tuple(message for message in parse_messages(done.stderr_tail, strict=False)
                  if isinstance(message, ItemError))

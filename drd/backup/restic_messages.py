@@ -144,8 +144,20 @@ def parse_message(line: str) -> Message | None:
     return None
 
 
-def parse_messages(lines: Iterable[str]) -> list[Message]:
-    return [message for message in map(parse_message, lines) if message is not None]
+def parse_messages(lines: Iterable[str], *, strict: bool = True) -> list[Message]:
+    """The messages among `lines`; not `strict`, a malformed one is skipped, as suits
+    stderr read only to explain a failure."""
+    messages = []
+    for line in lines:
+        try:
+            message = parse_message(line)
+        except ResticOutputError:
+            if strict:
+                raise
+            continue
+        if message is not None:
+            messages.append(message)
+    return messages
 
 
 def parse_snapshots(text: str) -> list[Snapshot]:

@@ -13,6 +13,7 @@ that may be a secret is masked first.
 """
 
 import re
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,7 +24,7 @@ from drd.backup.restic_messages import (
     ExitError,
     ForgetGroup,
     ItemError,
-    parse_message,
+    parse_messages,
 )
 
 MASK = "***"
@@ -157,7 +158,11 @@ def consumer_outcome(name: str, exit_code: int, stderr_tail: Sequence[str],
 
 
 def judge_restore(restic: Outcome, consumer: Outcome) -> Outcome:
-    """A restore succeeded only if restic dump and its consumer both did."""
+    """A restore succeeded only if restic dump and its consumer both did. A consumer that
+    quits early kills restic with SIGPIPE; the consumer's reason is then the one to tell."""
+    if not consumer.ok and restic.exit_code == -signal.SIGPIPE:
+        return Outcome(consumer.kind, consumer.exit_code,
+                       f"{consumer.reason}; restic dump lost its reader and died of SIGPIPE")
     if not restic.ok:
         return Outcome(restic.kind, restic.exit_code,
                        f"{restic.reason}; what the consumer received is incomplete")
@@ -180,7 +185,7 @@ def judge_backup(outcome: Outcome, summary: BackupSummary | None) -> Outcome:
 
 def restic_said(stderr_tail: Sequence[str], secrets: Iterable[str] = ()) -> str:
     """restic's own explanation: its `exit_error` message, or else the error lines."""
-    exit_errors = [message for message in map(parse_message, stderr_tail)
+    exit_errors = [message for message in parse_messages(stderr_tail, strict=False)
                    if isinstance(message, ExitError)]
     if exit_errors:
         text = exit_errors[-1].message

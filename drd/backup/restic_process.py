@@ -38,11 +38,11 @@ class Children:
 
 @dataclass(frozen=True)
 class Finished:
-    exit_code: int | None  # negative: killed by that signal; None: drd stopped it
+    exit_code: int  # negative: killed by that signal (SIGKILL, when drd had to)
     stdout: str  # all of it, unless the lines went to a callback
     stdout_tail: tuple[str, ...]
     stderr_tail: tuple[str, ...]
-    timed_out: bool = False
+    timed_out: bool = False  # drd stopped it at its deadline, whatever it exited with
 
 
 class _Reader:
@@ -84,7 +84,9 @@ class _Reader:
             take(line.decode(errors="replace").rstrip("\n"))
 
     def finished(self, timed_out: bool) -> Finished:
-        code = None if timed_out else self.process.returncode
+        code = self.process.returncode
+        if code is None:  # _supervise reaps every child before it returns
+            raise RuntimeError(f"child {self.process.pid} was not reaped")
         tail = tuple(line[:_TAIL_LINE] for line in self.stderr_tail)
         return Finished(code, "".join(self.stdout), tuple(self.stdout_tail), tail, timed_out)
 
@@ -138,22 +140,41 @@ async def _supervise(processes: list[asyncio.subprocess.Process],
                      grace: float, children: Children) -> bool:
     """Wait for `processes` and their output; True if the deadline stopped them."""
     children.pids.update(process.pid for process in processes)
+    tasks = [*map(asyncio.create_task, readers),
+             *(asyncio.create_task(_wait_and_sweep(process)) for process in processes)]
+    timed_out = False
     try:
         try:
-            async with asyncio.timeout(deadline), asyncio.TaskGroup() as group:
-                for reader in readers:
-                    group.create_task(reader)
-                for process in processes:
-                    group.create_task(_wait_and_sweep(process))
+            async with asyncio.timeout(deadline):
+                await _first_error(tasks)
         except TimeoutError:
+            timed_out = True
+        finally:
+            # Whatever stopped the wait (the deadline, a cancellation, a reader's error),
+            # stop what still runs while its output is still read, so that it never
+            # blocks on a full pipe while it cleans up.
             await _uncancellable(_stop_all(processes, grace))
-            return True
-        except BaseException:
-            await _uncancellable(_stop_all(processes, grace))
-            raise
-        return False
+            await _uncancellable(_finish(tasks, grace))
     finally:
         children.pids.difference_update(process.pid for process in processes)
+    return timed_out
+
+
+async def _first_error(tasks: list[asyncio.Task[None]]) -> None:
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            raise error
+
+
+async def _finish(tasks: list[asyncio.Task[None]], grace: float) -> None:
+    """Let the readers reach EOF; one held open past `grace` (by a process that left the
+    group) is cancelled."""
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _wait_and_sweep(process: asyncio.subprocess.Process) -> None:
@@ -167,16 +188,17 @@ async def _stop_all(processes: list[asyncio.subprocess.Process], grace: float) -
 
 
 async def _stop(process: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGINT, then SIGKILL to the whole group after `grace` s; returns once reaped."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), grace)
-        except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
-    _kill_group(process.pid)
+    """SIGINT, then SIGKILL to the whole group after `grace` s; returns once reaped
+    (and _wait_and_sweep has killed what is left of its group)."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        _kill_group(process.pid)
+        await process.wait()
 
 
 def _kill_group(pgid: int) -> None:

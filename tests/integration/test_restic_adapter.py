@@ -106,11 +106,18 @@ def exclusive_lock(restic: Restic, fifo: Path) -> Iterator[subprocess.Popen[byte
             holder.wait()
 
 
-def shared_lock_holder(restic: Restic, name: str) -> subprocess.Popen[bytes]:
+def shared_lock_holder(restic: Restic, name: str,
+                       other_host: str | None = None) -> subprocess.Popen[bytes]:
+    """A real restic holding a shared lock; with `other_host`, from a UTS namespace that
+    has that hostname, as restic on another site would."""
     repository = restic.repository
+    backup = ["restic", *argv.backup_from_command(repository.url, ["sleep", "120"],
+                                                  stdin_filename=name, host="holder")]
+    if other_host is not None:
+        backup = ["unshare", "--uts", "sh", "-c", f'hostname {other_host} && exec "$@"',
+                  "holder", *backup]
     return subprocess.Popen(
-        ["restic", *argv.backup_from_command(repository.url, ["sleep", "120"],
-                                             stdin_filename=name, host="holder")],
+        backup,
         env=restic_environment(os.environ, password_file=repository.password_file,
                                cache_dir=repository.cache_dir),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -224,11 +231,18 @@ async def test_a_failed_restore_consumer_fails_the_restore(restic: Restic,
                                    ["sh", "-c", "head -c 1 >/dev/null; echo no space >&2; exit 3"])
     assert not refused.outcome.ok
     assert refused.consumer.exit_code == 3
-    assert refused.outcome.reason.startswith("restic dump ")  # restic lost its reader too
+    # restic dump dies of SIGPIPE (Go does on stdout); its lock is cleared right away.
+    assert refused.restic.exit_code == -signal.SIGPIPE
+    assert refused.outcome.reason == ("sh exited 3: no space; restic dump lost its reader "
+                                      "and died of SIGPIPE")
+    assert lock_ids(restic) == []
     missing = await restic.dump_to("latest", "/not-there.raw", ["sha256sum"])
     assert not missing.outcome.ok and missing.restic.exit_code == 1
     assert "not found in snapshot" in missing.outcome.reason
     assert missing.outcome.reason.endswith("what the consumer received is incomplete")
+    with pytest.raises(FileNotFoundError):
+        await restic.dump_to("latest", "/vm1.raw", ["/nonexistent/rbd", "import", "-"])
+    assert our_descendants() == [] and lock_ids(restic) == []
 
 
 async def test_empty_and_failing_sources_are_failed_backups(restic: Restic) -> None:
@@ -323,6 +337,28 @@ async def test_only_provably_stale_locks_are_removed(restic: Restic) -> None:
         kill_group(live)
 
 
+async def test_another_hosts_young_lock_is_kept_though_its_pid_is_dead_here(
+        restic: Restic) -> None:
+    foreign = shared_lock_holder(restic, "foreign.raw", other_host="site-a-drd-test")
+    dead = shared_lock_holder(restic, "dead.raw")
+    try:
+        wait_for_locks(restic, 2)
+        kill_group(foreign)
+        kill_group(dead)
+        locks = {lock.info.hostname: lock.id for lock in await restic.locks()}
+        assert set(locks) == {"site-a-drd-test", restic.hostname}
+        report = await restic.remove_stale_locks(holder_running)
+        assert report.removed == (locks[restic.hostname],)
+        foreign_judgement = next(j for j in report.plan.judgements
+                                 if j.lock.id == locks["site-a-drd-test"])
+        assert not foreign_judgement.stale
+        assert "is live: another host's, refreshed 0 min" in foreign_judgement.reason
+        assert lock_ids(restic) == [locks["site-a-drd-test"]]  # restic kept it too
+    finally:
+        kill_group(foreign)
+        kill_group(dead)
+
+
 async def test_a_lock_of_our_own_restic_is_never_stale(restic: Restic) -> None:
     task = asyncio.create_task(restic.backup_from_command(
         ["sleep", "60"], stdin_filename="ours.raw", host="water"))
@@ -373,8 +409,24 @@ async def test_a_backup_past_its_deadline_is_stopped_and_failed(restic: Restic) 
     result = await restic.backup_from_command(["sleep", "300"], stdin_filename="slow.raw",
                                               host="water", deadline=1.5)
     assert result.outcome.kind is OutcomeKind.TIMED_OUT and not result.outcome.ok
-    assert result.outcome.reason.startswith("restic backup was stopped at its deadline")
+    assert result.outcome.reason == ("restic backup was stopped at its deadline; restic "
+                                     "said: Fatal: unable to save snapshot: context canceled")
     assert our_descendants() == [] and lock_ids(restic) == []
+
+
+async def test_a_failing_progress_callback_stops_restic(restic: Restic,
+                                                        tmp_path: Path) -> None:
+    random_file(tmp_path / "image.raw", 32 * MiB)
+
+    def broken(status: BackupStatus) -> None:
+        raise RuntimeError("progress display failed")
+
+    with pytest.raises(RuntimeError, match="progress display failed"):
+        await restic.backup_from_command(["cat", str(tmp_path / "image.raw")],
+                                         stdin_filename="vm1.raw", host="water",
+                                         progress=broken)
+    assert our_descendants() == [] and lock_ids(restic) == []
+    assert await restic.snapshots() == []
 
 
 async def test_forget_keeps_exactly_what_the_rules_say(restic: Restic) -> None:
@@ -450,6 +502,6 @@ async def test_a_child_that_ignores_sigint_is_killed_with_its_group() -> None:
     started = time.monotonic()
     done = await run(["sh", "-c", "trap '' INT; sleep 300 & wait"], env=dict(os.environ),
                      deadline=0.5, children=children, grace=0.5)
-    assert done.timed_out and done.exit_code is None
+    assert done.timed_out and done.exit_code == -signal.SIGKILL
     assert time.monotonic() - started < 5
     assert our_descendants() == [] and children.pids == set()

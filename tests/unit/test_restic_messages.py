@@ -166,3 +166,11 @@ def test_locks() -> None:
     assert parse_ids("Fatal: x\n" + lock_id + "\n") == [lock_id]
     with pytest.raises(ResticOutputError):
         parse_lock('{"time": "2026-01-01T00:00:00", "hostname": "h", "pid": 1}')
+
+
+def test_stderr_read_for_a_reason_skips_malformed_messages() -> None:
+    tail = ['{"message_type":"exit_error","message":"no code"}',
+            '{"message_type":"exit_error","code":11,"message":"locked"}']
+    assert parse_messages(tail, strict=False) == [ExitError(11, "locked")]
+    with pytest.raises(ResticOutputError):
+        parse_messages(tail)

@@ -117,6 +117,10 @@ def test_a_restore_fails_when_either_side_fails() -> None:
     assert judged.kind is OutcomeKind.WRONG_PASSWORD
     assert judged.reason.endswith("what the consumer received is incomplete")
     assert consumer_outcome("rbd", -13, []).kind is OutcomeKind.KILLED
+    reader_quit = judge_restore(interpret("dump", -13, []), consumer_bad)
+    assert (reader_quit.kind, reader_quit.exit_code) == (OutcomeKind.FAILED, 2)
+    assert reader_quit.reason == ("rbd exited 2: rbd: image exists; restic dump lost its "
+                                  "reader and died of SIGPIPE")
 
 
 def test_secrets_are_masked_in_reasons() -> None:
