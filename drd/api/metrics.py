@@ -80,6 +80,19 @@ class DaemonMetrics:
         self.config_reloads = Counter(
             "drd_config_reloads", "SIGHUP reloads by result", ["result"],
             registry=self.registry)
+        verification = ["tenant", "kind"]
+        self.backup_verification_failed = Gauge(
+            "drd_backup_verification_failed",
+            "1 while the tenant's latest check (kind=check) or restore test "
+            "(kind=restore_test) failed, until one passes; alert on it",
+            verification, registry=self.registry)
+        self.backup_last_verified = Gauge(
+            "drd_backup_last_verified_timestamp_seconds",
+            "when the tenant's repository last passed a check, or its snapshots a restore test",
+            verification, registry=self.registry)
+        self.backup_stale_locks_removed = Counter(
+            "drd_backup_stale_locks_removed", "restic locks drd removed as provably stale",
+            ["tenant"], registry=self.registry)
 
     def set_ceph_health(self, reachable: bool, health: str) -> None:
         self.ceph_health.set(CEPH_HEALTH_CODES.get(health, CEPH_UNREACHABLE)
