@@ -120,7 +120,8 @@ class RepositoryJobs:
             log.warning("restic unlock failed", **self._fields(),
                         reason=report.outcome.reason if report.outcome else plan.reason)
         elif not plan.run and plan.judgements:
-            log.info("restic locks left in place", **self._fields(), reason=plan.reason)
+            log.info("restic locks left in place", **self._fields(), reason=plan.reason,
+                     locks=[judgement.reason for judgement in plan.judgements])
         return Preparation(state, report.removed, plan.reason)
 
     async def forget(self, *, deadline: float | None = None) -> JobOutcome:
