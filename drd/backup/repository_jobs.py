@@ -116,8 +116,10 @@ class RepositoryJobs:
                         locks=[lock[:8] for lock in report.removed], reason=plan.reason)
             self._metrics.backup_stale_locks_removed.labels(tenant=self.tenant).inc(
                 len(report.removed))
-        if plan.run and (report.outcome is None or not report.outcome.ok):
-            log.warning("restic unlock failed", **self._fields(),
+        left = [lock[:8] for lock in plan.removes if lock not in report.removed]
+        if plan.run and (report.outcome is None or not report.outcome.ok or left):
+            # The job goes on: restic waits on what is left and then names it.
+            log.warning("restic unlock failed", **self._fields(), locks_left=left,
                         reason=report.outcome.reason if report.outcome else plan.reason)
         elif not plan.run and plan.judgements:
             log.info("restic locks left in place", **self._fields(), reason=plan.reason,

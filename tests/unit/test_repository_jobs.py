@@ -194,6 +194,16 @@ async def test_removed_stale_locks_are_logged_and_counted(metrics: DaemonMetrics
     assert sample(metrics, 'drd_backup_stale_locks_removed_total{tenant="water"}') == 1
 
 
+async def test_a_stale_lock_unlock_did_not_remove_is_a_warning(metrics: DaemonMetrics) -> None:
+    restic = FakeRestic()
+    restic.stale_locks = StaleLockReport(UnlockPlan(True, "stale", (), ("a" * 64, "b" * 64)),
+                                         ("a" * 64,), OK)
+    with capture_logs() as logs:
+        await jobs_for(restic, metrics).prepare()
+    failed = next(e for e in logs if e["event"] == "restic unlock failed")
+    assert failed["locks_left"] == ["bbbbbbbb"] and failed["log_level"] == "warning"
+
+
 async def test_locks_that_cannot_be_listed_leave_the_job_to_meet_them(
         metrics: DaemonMetrics) -> None:
     restic = FakeRestic()
