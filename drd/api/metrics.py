@@ -1,5 +1,8 @@
 """Prometheus metrics of one daemon, in a registry of its own (never the global one)."""
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -8,6 +11,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 CEPH_HEALTH_CODES = {"HEALTH_OK": 0, "HEALTH_WARN": 1, "HEALTH_ERR": 2}
 CEPH_UNREACHABLE = 3
@@ -80,7 +84,101 @@ class DaemonMetrics:
         self.config_reloads = Counter(
             "drd_config_reloads", "SIGHUP reloads by result", ["result"],
             registry=self.registry)
+        verification = ["tenant", "kind"]
+        self.backup_verification_failed = Gauge(
+            "drd_backup_verification_failed",
+            "1 while the tenant's latest check (kind=check) or restore test "
+            "(kind=restore_test) failed, until one passes; alert on it",
+            verification, registry=self.registry)
+        self.backup_last_verified = Gauge(
+            "drd_backup_last_verified_timestamp_seconds",
+            "when the tenant's repository last passed a check, or its snapshots a restore test",
+            verification, registry=self.registry)
+        self.backup_stale_locks_removed = Counter(
+            "drd_backup_stale_locks_removed", "restic locks drd removed as provably stale",
+            ["tenant"], registry=self.registry)
+        self.backup_usage = BackupUsageCollector()
+        self.registry.register(self.backup_usage)
 
     def set_ceph_health(self, reachable: bool, health: str) -> None:
         self.ceph_health.set(CEPH_HEALTH_CODES.get(health, CEPH_UNREACHABLE)
                              if reachable else CEPH_UNREACHABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUsage:
+    """The latest measurement of what a tenant's snapshots hold in its repository."""
+
+    stored_bytes: int
+    snapshots: int
+    measured_at: float  # Unix time
+
+
+@dataclass(frozen=True, slots=True)
+class RunUsage:
+    """A tenant's backup runs over all its history, read from the state store."""
+
+    added_bytes: int
+    runs: Mapping[str, int] = field(default_factory=dict)  # by result
+
+
+class BackupUsageCollector:
+    """Metering metrics, exported from values the metering service sets.
+
+    The totals come from the state store's history, not from counting in this process,
+    so `drd_backup_added_bytes_total` and `drd_backup_runs_total` carry on across daemon
+    restarts instead of dropping to zero (which rate() would read as a reset and
+    increase() over a billing period would undercount).
+    """
+
+    def __init__(self) -> None:
+        self._stored: dict[str, StoredUsage] = {}
+        self._runs: dict[str, RunUsage] = {}
+
+    def set_stored(self, tenant: str, usage: StoredUsage) -> None:
+        self._stored[tenant] = usage
+
+    def set_runs(self, tenant: str, usage: RunUsage) -> None:
+        self._runs[tenant] = usage
+
+    def remove(self, tenant: str) -> None:
+        """Stop exporting a tenant (its policy is gone)."""
+        self._stored.pop(tenant, None)
+        self._runs.pop(tenant, None)
+
+    def describe(self) -> Iterator[Metric]:
+        # Named up front, so the registry refuses another metric of the same name.
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        stored, runs = dict(self._stored), dict(self._runs)
+        yield from self._families(stored, runs)
+
+    @staticmethod
+    def _families(stored: Mapping[str, StoredUsage] | None = None,
+                  runs: Mapping[str, RunUsage] | None = None) -> Iterator[Metric]:
+        stored_bytes = GaugeMetricFamily(
+            "drd_backup_stored_bytes", "bytes the tenant's snapshots hold in its restic "
+            "repository after deduplication and compression (restic stats --mode raw-data)",
+            labels=["tenant"])
+        snapshots = GaugeMetricFamily(
+            "drd_backup_snapshots", "the tenant's snapshots in its repository",
+            labels=["tenant"])
+        measured = GaugeMetricFamily(
+            "drd_backup_stored_measured_timestamp_seconds",
+            "when the tenant's stored bytes were last measured", labels=["tenant"])
+        added = CounterMetricFamily(
+            "drd_backup_added_bytes", "bytes the tenant's backup runs added to its "
+            "repository, over all its recorded history", labels=["tenant"])
+        counted = CounterMetricFamily(
+            "drd_backup_runs", "the tenant's finished backup runs by result, over all its "
+            "recorded history", labels=["tenant", "result"])
+        for tenant, usage in sorted((stored or {}).items()):
+            stored_bytes.add_metric([tenant], usage.stored_bytes)
+            snapshots.add_metric([tenant], usage.snapshots)
+            measured.add_metric([tenant], usage.measured_at)
+        for tenant, history in sorted((runs or {}).items()):
+            added.add_metric([tenant], history.added_bytes)
+            for result, count in sorted(history.runs.items()):
+                counted.add_metric([tenant, result], count)
+        yield from (stored_bytes, snapshots, measured, added, counted)

@@ -106,3 +106,45 @@ class AuditOut(_Body):
 
 class AuditList(_Body):
     entries: list[AuditOut]
+
+
+class StoredBytesOut(_Body):
+    repository: str = Field(description="the restic repository measured")
+    stored_bytes: int = Field(description="bytes the tenant's snapshots hold there, after "
+                                          "deduplication and compression (restic stats "
+                                          "--mode raw-data); data shared with another "
+                                          "tenant's snapshots counts for each")
+    uncompressed_bytes: int = Field(description="the same data before compression")
+    snapshots: int
+    measured_at: datetime
+
+
+class BackupRunTotals(_Body):
+    since: datetime | None = Field(description="runs started since then; null: all history")
+    runs: int = Field(description="finished backup runs")
+    succeeded: int
+    failed: int
+    cancelled: int = Field(description="stopped by the daemon's own stop")
+    bytes_added: int = Field(description="bytes the runs added to the repository, failed "
+                                         "runs included (restic kept that data)")
+
+
+class BackupRunUsage(_Body):
+    id: int
+    source: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    state: str
+    bytes_added: int | None
+    snapshot_id: str | None
+
+
+class TenantUsageOut(_Body):
+    tenant: str
+    stored: StoredBytesOut | None = Field(
+        description="the latest measurement; null before the first one")
+    stored_error: str | None = Field(
+        default=None, description="why the latest attempt to measure failed, if it did")
+    backups: BackupRunTotals
+    recent_runs: list[BackupRunUsage] = Field(
+        description="the latest backup runs, newest first, each with what it added")

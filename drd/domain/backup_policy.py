@@ -127,7 +127,7 @@ BACKUP_EXAMPLE = {
 
 
 class PruneJob(_Section):
-    """When drd applies the retention and removes unreferenced data (`forget --prune`)."""
+    """When drd forgets snapshots by the retention, then removes unreferenced data (prune)."""
 
     schedule: Schedule = Field(
         description="When prune runs. It holds restic's exclusive lock on the repository, "
@@ -255,7 +255,7 @@ def backup_rules(backup: BackupPolicy) -> Iterator[RuleViolation]:
     yield from source_rules(backup.sources)
     if backup.retention is not None and backup.prune is None:
         yield RuleViolation(("backup", "retention"),
-                            "the prune job applies the retention (restic forget --prune), "
+                            "the prune job applies the retention (restic forget, then prune), "
                             "and it has no schedule; add prune: {schedule: {cron: ...}}")
     test = backup.restore_test
     if test is not None and isinstance(test.sample.sources, int) \

@@ -15,6 +15,7 @@ from drd.state.records import (
     JobRecord,
     RunRecord,
     RunState,
+    StoredBytesRecord,
 )
 from drd.state.store import StateStore
 
@@ -32,4 +33,5 @@ __all__ = [
     "RunState",
     "StateStore",
     "StateStoreError",
+    "StoredBytesRecord",
 ]

@@ -45,6 +45,7 @@ _HISTORY = (
 )
 _USAGE = (
     "SELECT count(*) AS runs, coalesce(sum(state = 'succeeded'), 0) AS succeeded,"
+    " coalesce(sum(state = 'cancelled'), 0) AS cancelled,"
     " coalesce(sum(bytes_added), 0) AS bytes_added FROM backup_jobs"
     " WHERE tenant = ?1 AND kind = 'backup' AND state <> 'running'"
     " AND (?2 IS NULL OR started_at_us >= ?2)"
@@ -199,4 +200,5 @@ class BackupHistory(ABC):
         with self._reading() as connection:
             row = connection.execute(_USAGE, (tenant, since_us)).fetchone()
         return BackupUsage(tenant=tenant, backup_runs=row["runs"],
-                           succeeded_runs=row["succeeded"], bytes_added=row["bytes_added"])
+                           succeeded_runs=row["succeeded"], bytes_added=row["bytes_added"],
+                           cancelled_runs=row["cancelled"])

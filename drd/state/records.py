@@ -120,6 +120,25 @@ class BackupUsage:
     backup_runs: int
     succeeded_runs: int
     bytes_added: int
+    cancelled_runs: int = 0  # stopped by the daemon's stop, not failed by their own doing
+
+    @property
+    def failed_runs(self) -> int:
+        return self.backup_runs - self.succeeded_runs - self.cancelled_runs
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBytesRecord:
+    """One measurement of what a tenant's snapshots hold in its repository, after
+    deduplication and compression (`restic stats --mode raw-data`)."""
+
+    id: int
+    tenant: str
+    repository: str
+    measured_at: datetime
+    stored_bytes: int
+    uncompressed_bytes: int
+    snapshots: int
 
 
 def to_microseconds(moment: datetime) -> int:

@@ -16,6 +16,7 @@ from drd.state.records import (
     JobRecord,
     RunRecord,
     RunState,
+    StoredBytesRecord,
     from_microseconds,
 )
 
@@ -116,4 +117,16 @@ def backup_job_from_row(row: sqlite3.Row) -> BackupJobRecord:
         snapshot_id=row["snapshot_id"],
         duration=None if duration_us is None else timedelta(microseconds=duration_us),
         interrupted=bool(row["interrupted"]),
+    )
+
+
+def stored_bytes_from_row(row: sqlite3.Row) -> StoredBytesRecord:
+    return StoredBytesRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        repository=row["repository"],
+        measured_at=from_microseconds(row["measured_at_us"]),
+        stored_bytes=row["stored_bytes"],
+        uncompressed_bytes=row["uncompressed_bytes"],
+        snapshots=row["snapshots"],
     )

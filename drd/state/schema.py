@@ -113,7 +113,24 @@ CREATE INDEX backup_jobs_by_job ON backup_jobs (tenant, kind, source, id);
 CREATE INDEX backup_jobs_running ON backup_jobs (id) WHERE state = 'running';
 """
 
-MIGRATIONS: tuple[str, ...] = (_CREATE_CORE_TABLES, _CREATE_BACKUP_JOBS)
+# Metering: each measurement of what a tenant's snapshots hold in its repository. Kept, not
+# overwritten, so that stored bytes are known again at once after a restart (restic stats
+# needs a repository lock, and the repository may be busy or unreachable then), and so
+# that storage over a billing period can be integrated from the samples.
+_CREATE_BACKUP_STORAGE = """
+CREATE TABLE backup_storage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL CHECK (tenant <> ''),
+    repository TEXT NOT NULL CHECK (repository <> ''),
+    measured_at_us INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL CHECK (stored_bytes >= 0),
+    uncompressed_bytes INTEGER NOT NULL CHECK (uncompressed_bytes >= 0),
+    snapshots INTEGER NOT NULL CHECK (snapshots >= 0)
+) STRICT;
+CREATE INDEX backup_storage_by_tenant ON backup_storage (tenant, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_CREATE_CORE_TABLES, _CREATE_BACKUP_JOBS, _CREATE_BACKUP_STORAGE)
 
 
 def latest_version(migrations: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from drd.state import rows
 from drd.state.backup_history import BackupHistory
+from drd.state.backup_storage import BackupStorage
 from drd.state.database_file import connect_existing, create_database, database_path
 from drd.state.errors import AlreadyFinished, EpochConflict, RecordNotFound, StateStoreError
 from drd.state.records import (
@@ -56,9 +57,9 @@ _UPSERT_EPOCH = (
 )
 
 
-class StateStore(BackupHistory):
-    """Run and job history, backup job history, the audit log and protection-group epochs of
-    one site.
+class StateStore(BackupHistory, BackupStorage):
+    """Run and job history, backup job history and metering samples, the audit log and
+    protection-group epochs of one site.
 
     Safe to share between threads (the daemon calls it through asyncio.to_thread): one
     connection, used under one lock.

@@ -313,8 +313,8 @@ def test_rules_between_backup_parts_are_reported_at_their_lines(tmp_path: Path,
         f"site's copy (from: remote), but no protection.block selection with a remote "
         f"destination covers it in rbd/water; mirror those images to the remote site, or "
         f"back them up from production",
-        f"{path}:25: backup.retention: the prune job applies the retention (restic forget "
-        f"--prune), and it has no schedule; add prune: {{schedule: {{cron: ...}}}}",
+        f"{path}:25: backup.retention: the prune job applies the retention (restic forget, "
+        f"then prune), and it has no schedule; add prune: {{schedule: {{cron: ...}}}}",
         f"{path}:29: backup.restore_test.sample.sources: asks for 3 sources a run but the "
         f"policy has 2; lower it, or write 'all'",
     ]

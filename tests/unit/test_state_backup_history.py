@@ -236,6 +236,16 @@ def test_usage_counts_a_tenants_finished_backups_and_the_bytes_they_added(
     assert (nothing.backup_runs, nothing.succeeded_runs, nothing.bytes_added) == (0, 0, 0)
 
 
+def test_usage_tells_cancelled_runs_from_failed_ones(store: StateStore) -> None:
+    ran(store, DB, NOW, RunState.SUCCEEDED, bytes_added=10)
+    ran(store, DB, NOW + HOUR, RunState.FAILED, bytes_added=5)
+    ran(store, WEB, NOW + HOUR, RunState.CANCELLED, reason="cancelled: the daemon is stopping",
+        interrupted=True)
+    usage = store.backup_usage("water")
+    assert (usage.backup_runs, usage.succeeded_runs, usage.failed_runs,
+            usage.cancelled_runs, usage.bytes_added) == (3, 1, 1, 1, 15)
+
+
 def test_the_history_survives_reopening(store: StateStore, tmp_path: Path) -> None:
     run = ran(store, DB, NOW, RunState.SUCCEEDED, bytes_added=5, snapshot_id="ab12")
     before = store.get_backup_job(run)
