@@ -1,1 +1,1 @@
-"""Tenant backups with restic: the scheduler, the jobs it runs, and the restic adapter."""
+"""Tenant backups with restic: the restic adapter, the scheduler and the jobs it runs."""
