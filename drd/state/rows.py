@@ -8,9 +8,11 @@ from types import MappingProxyType
 from typing import Any
 
 from drd.domain.backup_jobs import JobKind
+from drd.domain.replication_plan import ImageRef
 from drd.state.records import (
     AuditRecord,
     AuditResult,
+    BackupDigest,
     BackupJobRecord,
     EpochRecord,
     JobRecord,
@@ -116,4 +118,17 @@ def backup_job_from_row(row: sqlite3.Row) -> BackupJobRecord:
         snapshot_id=row["snapshot_id"],
         duration=None if duration_us is None else timedelta(microseconds=duration_us),
         interrupted=bool(row["interrupted"]),
+    )
+
+
+def backup_digest_from_row(row: sqlite3.Row) -> BackupDigest:
+    return BackupDigest(
+        snapshot_id=row["snapshot_id"],
+        tenant=row["tenant"],
+        source=row["source"],
+        image=ImageRef(row["pool"], row["namespace"], row["image"]),
+        file_name=row["file_name"],
+        sha256=row["sha256"],
+        total_bytes=row["total_bytes"],
+        taken_at=from_microseconds(row["taken_at_us"]),
     )

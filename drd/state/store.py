@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from drd.state import rows
+from drd.state.backup_digests import BackupDigests
 from drd.state.backup_history import BackupHistory
 from drd.state.database_file import connect_existing, create_database, database_path
 from drd.state.errors import AlreadyFinished, EpochConflict, RecordNotFound, StateStoreError
@@ -56,9 +57,9 @@ _UPSERT_EPOCH = (
 )
 
 
-class StateStore(BackupHistory):
-    """Run and job history, backup job history, the audit log and protection-group epochs of
-    one site.
+class StateStore(BackupHistory, BackupDigests):
+    """Run and job history, backup job history and image digests, the audit log and
+    protection-group epochs of one site.
 
     Safe to share between threads (the daemon calls it through asyncio.to_thread): one
     connection, used under one lock.
