@@ -1,5 +1,7 @@
-"""The daemon's durable state: run, job and backup history, the audit log and epochs."""
+"""The daemon's durable state: run, job and backup history, image digests, the audit log
+and epochs."""
 
+from drd.state.backup_digests import DigestConflict
 from drd.state.errors import (
     AlreadyFinished,
     EpochConflict,
@@ -9,6 +11,7 @@ from drd.state.errors import (
 from drd.state.records import (
     AuditRecord,
     AuditResult,
+    BackupDigest,
     BackupJobRecord,
     BackupUsage,
     EpochRecord,
@@ -23,8 +26,10 @@ __all__ = [
     "AlreadyFinished",
     "AuditRecord",
     "AuditResult",
+    "BackupDigest",
     "BackupJobRecord",
     "BackupUsage",
+    "DigestConflict",
     "EpochConflict",
     "EpochRecord",
     "JobRecord",

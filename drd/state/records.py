@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from drd.domain.backup_jobs import JobKey, JobKind
+from drd.domain.replication_plan import ImageRef
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -139,6 +140,24 @@ class StoredBytesRecord:
     stored_bytes: int
     uncompressed_bytes: int
     snapshots: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackupDigest:
+    """The sha256 of exactly the bytes one restic snapshot of an RBD image holds.
+
+    A restore test compares a restored image with it. `file_name` is the file inside the
+    snapshot (`/<file_name>`); `taken_at` is when drd took the RBD snapshot it read.
+    """
+
+    snapshot_id: str
+    tenant: str
+    source: str
+    image: ImageRef
+    file_name: str
+    sha256: str
+    total_bytes: int
+    taken_at: datetime
 
 
 def to_microseconds(moment: datetime) -> int:

@@ -8,9 +8,11 @@ from types import MappingProxyType
 from typing import Any
 
 from drd.domain.backup_jobs import JobKind
+from drd.domain.replication_plan import ImageRef
 from drd.state.records import (
     AuditRecord,
     AuditResult,
+    BackupDigest,
     BackupJobRecord,
     EpochRecord,
     JobRecord,
@@ -129,4 +131,17 @@ def stored_bytes_from_row(row: sqlite3.Row) -> StoredBytesRecord:
         stored_bytes=row["stored_bytes"],
         uncompressed_bytes=row["uncompressed_bytes"],
         snapshots=row["snapshots"],
+    )
+
+
+def backup_digest_from_row(row: sqlite3.Row) -> BackupDigest:
+    return BackupDigest(
+        snapshot_id=row["snapshot_id"],
+        tenant=row["tenant"],
+        source=row["source"],
+        image=ImageRef(row["pool"], row["namespace"], row["image"]),
+        file_name=row["file_name"],
+        sha256=row["sha256"],
+        total_bytes=row["total_bytes"],
+        taken_at=from_microseconds(row["taken_at_us"]),
     )

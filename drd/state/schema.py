@@ -130,7 +130,28 @@ CREATE TABLE backup_storage (
 CREATE INDEX backup_storage_by_tenant ON backup_storage (tenant, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_CREATE_CORE_TABLES, _CREATE_BACKUP_JOBS, _CREATE_BACKUP_STORAGE)
+# The sha256 of every RBD image backup, by restic snapshot: what a restore test compares
+# a restored image with. restic's own checks prove a repository is consistent with itself;
+# only this proves a snapshot still holds the bytes the image had.
+_CREATE_BACKUP_DIGESTS = """
+CREATE TABLE backup_digests (
+    snapshot_id TEXT PRIMARY KEY
+        CHECK (length(snapshot_id) = 64 AND snapshot_id NOT GLOB '*[^0-9a-f]*'),
+    tenant TEXT NOT NULL CHECK (tenant <> ''),
+    source TEXT NOT NULL CHECK (source <> ''),  -- the source name in the policy, as in jobs
+    pool TEXT NOT NULL CHECK (pool <> ''),
+    namespace TEXT NOT NULL,  -- empty: the default namespace of the pool
+    image TEXT NOT NULL CHECK (image <> ''),
+    file_name TEXT NOT NULL CHECK (file_name <> '' AND instr(file_name, '/') = 0),
+    sha256 TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    total_bytes INTEGER NOT NULL CHECK (total_bytes >= 0),
+    taken_at_us INTEGER NOT NULL
+) STRICT;
+CREATE INDEX backup_digests_by_source ON backup_digests (tenant, source, taken_at_us);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_CREATE_CORE_TABLES, _CREATE_BACKUP_JOBS, _CREATE_BACKUP_STORAGE,
+                               _CREATE_BACKUP_DIGESTS)
 
 
 def latest_version(migrations: Sequence[str] | None = None) -> int:

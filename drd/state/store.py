@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from drd.state import rows
+from drd.state.backup_digests import BackupDigests
 from drd.state.backup_history import BackupHistory
 from drd.state.backup_storage import BackupStorage
 from drd.state.database_file import connect_existing, create_database, database_path
@@ -57,9 +58,9 @@ _UPSERT_EPOCH = (
 )
 
 
-class StateStore(BackupHistory, BackupStorage):
-    """Run and job history, backup job history and metering samples, the audit log and
-    protection-group epochs of one site.
+class StateStore(BackupHistory, BackupStorage, BackupDigests):
+    """Run and job history, backup job history, metering samples and image digests, the
+    audit log and protection-group epochs of one site.
 
     Safe to share between threads (the daemon calls it through asyncio.to_thread): one
     connection, used under one lock.
