@@ -9,6 +9,8 @@ from pydantic import BaseModel, ValidationError
 from drd.api.errors import ApiError, invalid_body
 from drd.api.keys import CONTEXT
 from drd.api.routes import Route
+from drd.backup.job_run import JobFailed
+from drd.backup.rbd_restore import RestoreRefused
 from drd.backup.views import (
     BackupRequest,
     BackupsStarted,
@@ -71,8 +73,12 @@ async def restore(request: web.Request) -> web.Response:
         done = await request.app[CONTEXT].restore(tenant, wanted)
     except KeyError as error:
         raise ApiError(404, "not_found", str(error.args[0])) from error
-    except ValueError as error:
+    except ValueError as error:  # a source or target that is not an image spec
+        raise ApiError(400, "invalid_body", str(error)) from error
+    except RestoreRefused as error:
         raise ApiError(409, "refused", str(error)) from error
+    except JobFailed as error:
+        raise ApiError(500, "restore_failed", error.reason) from error
     return _json(done, 201)
 
 

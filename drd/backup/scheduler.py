@@ -16,7 +16,7 @@ start instead of waiting for its next slot.
 """
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -27,7 +27,7 @@ import structlog
 from drd.backup.job_run import Clock, ScheduledJob, run_recorded
 from drd.domain.backup_jobs import JobKey, JobKind
 from drd.domain.repository_locks import Admission, AdmissionLimits, Verdict, admit
-from drd.state import StateStore, StateStoreError
+from drd.state import BackupJobRecord, StateStore, StateStoreError
 
 log = structlog.get_logger()
 
@@ -36,6 +36,8 @@ INTERRUPTED_REASON = "daemon stopped during the run"
 POLL_SECONDS = 30.0
 
 _HistoryKey = tuple[str, JobKind, str | None]
+# Told of every run that ended and was recorded (metering, alerts); not of cancelled ones.
+FinishedHook = Callable[[BackupJobRecord], Awaitable[None]]
 
 
 class NextDue(Protocol):
@@ -85,12 +87,14 @@ class BackupScheduler:
         *,
         clock: Clock = utc_now,
         poll_seconds: float = POLL_SECONDS,
+        on_finished: FinishedHook | None = None,
     ) -> None:
         self._store = store
         self._limits = limits
         self._next_due = next_due
         self._clock = clock
         self._poll_seconds = poll_seconds
+        self._on_finished = on_finished
         self._jobs: dict[JobKey, ScheduledJob] = {}
         self._last_run: dict[_HistoryKey, datetime] = {}
         self._due: dict[JobKey, datetime | None] = {}
@@ -187,7 +191,9 @@ class BackupScheduler:
 
     async def _execute(self, job: ScheduledJob) -> None:
         try:
-            await run_recorded(job, self._store, self._clock)
+            record = await run_recorded(job, self._store, self._clock)
+            if self._on_finished is not None:
+                await self._on_finished(record)
         except StateStoreError:
             # Without its start on record the job did not run; without its end the next
             # start records it as failed. Either way no success is claimed.

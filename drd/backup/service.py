@@ -12,7 +12,7 @@ silently left out.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -121,8 +121,10 @@ class BackupService:
     def __init__(self, *, scheduler_for: Callable[["BackupService"], BackupScheduler],
                  actions: BackupActions, list_images: ListImages,
                  open_repository: OpenRepository, clock: Callable[[], datetime],
-                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+                 refresh_seconds: float = REFRESH_SECONDS,
+                 on_start: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
         self.actions = actions
+        self._on_start = on_start
         self._list_images = list_images
         self._open_repository = open_repository
         self._clock = clock
@@ -138,6 +140,8 @@ class BackupService:
         self._changed.set()
 
     async def loop(self) -> None:
+        if self._on_start is not None:
+            await self._on_start(sorted(self._policies))
         async with asyncio.TaskGroup() as group:
             group.create_task(self.scheduler.run())
             while True:

@@ -76,9 +76,12 @@ def _backups(target: ApiTarget, tenant: str) -> TenantBackups:
 
 
 def _last_run_ids(view: TenantBackups) -> dict[str | None, int]:
+    """Each source's newest run that had ended: a run still going is the one to follow,
+    since asking for a backup of a running job does not start another."""
     last: dict[str | None, int] = {}
     for run in view.recent:
-        last[run.source] = max(last.get(run.source, 0), run.id)
+        if run.state != "running":
+            last[run.source] = max(last.get(run.source, 0), run.id)
     return last
 
 

@@ -23,6 +23,7 @@ from drd.api.metrics import DaemonMetrics
 from drd.ceph.cluster import ClusterHandle
 from drd.ceph.rgw_admin import RgwAdmin
 from drd.ceph.rgw_failover import RgwZone
+from drd.daemon.backup_wiring import backup_service
 from drd.daemon.ceph_probe import CephProbe, ceph_probe_loop
 from drd.daemon.config_load import ConfigLoadError, load_config_bundle, reload_refusals
 from drd.daemon.heartbeat import heartbeat_loop
@@ -73,7 +74,8 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     metrics = DaemonMetrics(config.site.name, config.site.kind.value, __version__)
     replication = _replication_service(config, metrics)
     objects = _bucket_sync_service(config, metrics)
-    policy_book = PolicyBook(replication, objects)
+    backups = await backup_service(config, store, metrics)
+    policy_book = PolicyBook(replication, objects, backups)
     await policy_book.load(config)
     runtime = SiteRuntime(loaded=loaded, store=store, metrics=metrics, started_at=started_at,
                           tick_seconds=TICK_SECONDS, probe_seconds=PROBE_SECONDS,
@@ -108,6 +110,8 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
             if objects is not None:
                 tasks.append(group.create_task(supervised("bucket-sync", objects.loop,
                                                           metrics)))
+            if backups is not None:
+                tasks.append(group.create_task(supervised("backups", backups.loop, metrics)))
             await signals.stop.wait()
             log.info("stopping: draining in-flight requests",
                      grace_seconds=options.drain_seconds)

@@ -23,6 +23,7 @@ from drd.api.schemas import (
     SiteStatus,
 )
 from drd.api.tokens import TokenEntry, TokenRegistry, hash_token
+from drd.backup.rbd_restore import RestoreRefused
 from drd.backup.views import (
     BackupsStarted,
     RestoreDone,
@@ -109,7 +110,7 @@ class FakeDaemon:
         raise KeyError(f"tenant {tenant} has no backup policy on this site")
 
     async def restore(self, tenant: str, request: RestoreRequest) -> RestoreDone:
-        raise ValueError(f"{request.to} exists; give force to replace it")
+        raise RestoreRefused(f"{request.to} exists; give force to replace it")
 
 
 def bearer(who: str) -> dict[str, str]:
