@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from drd.api.errors import ApiError, invalid_body
 from drd.api.keys import CONTEXT
 from drd.api.routes import Route
+from drd.api.schemas import TenantUsageOut
 from drd.backup.job_run import JobFailed
 from drd.backup.rbd_restore import RestoreRefused
 from drd.backup.views import (
@@ -82,6 +83,14 @@ async def restore(request: web.Request) -> web.Response:
     return _json(done, 201)
 
 
+async def tenant_usage(request: web.Request) -> web.Response:
+    try:
+        usage = await request.app[CONTEXT].tenant_usage(_tenant(request))
+    except KeyError as error:
+        raise ApiError(404, "not_found", str(error.args[0])) from error
+    return _json(usage)
+
+
 BACKUP_ROUTES = [
     Route("GET", "/v1/tenants/{tenant}/backups", tenant_backups, Access.TENANT,
           "The tenant's backups: running with progress, recent runs, next runs, and "
@@ -91,6 +100,9 @@ BACKUP_ROUTES = [
           request_model=BackupRequest, response_model=BackupsStarted, audited=True),
     Route("GET", "/v1/tenants/{tenant}/snapshots", tenant_snapshots, Access.TENANT,
           "The restic snapshots in the tenant's repository", response_model=SnapshotList),
+    Route("GET", "/v1/tenants/{tenant}/usage", tenant_usage, Access.TENANT,
+          "Metering: bytes the tenant's snapshots hold in its repository, bytes its "
+          "backups added, and its runs by result", response_model=TenantUsageOut),
     Route("POST", "/v1/tenants/{tenant}/restores", restore, Access.OPERATOR,
           "Restore a backed-up image into a new RBD image on this site",
           request_model=RestoreRequest, response_model=RestoreDone, audited=True),

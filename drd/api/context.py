@@ -12,6 +12,7 @@ from drd.api.schemas import (
     Probe,
     RunList,
     SiteStatus,
+    TenantUsageOut,
 )
 from drd.api.tokens import TokenRegistry
 from drd.backup.views import (
@@ -60,3 +61,5 @@ class DaemonContext(Protocol):
     async def tenant_snapshots(self, tenant: str) -> SnapshotList: ...
 
     async def restore(self, tenant: str, request: RestoreRequest) -> RestoreDone: ...
+
+    async def tenant_usage(self, tenant: str) -> TenantUsageOut: ...

@@ -20,9 +20,10 @@ from pathlib import Path
 import structlog
 
 from drd.api.metrics import DaemonMetrics
+from drd.api.schemas import TenantUsageOut
 from drd.backup.ceph_access import CephAccess
 from drd.backup.job_run import Clock, JobFailed, JobOutcome, ScheduledJob, run_recorded
-from drd.backup.metering import Metering
+from drd.backup.metering import Metering, usage_body
 from drd.backup.rbd_backup import back_up_rbd_source
 from drd.backup.rbd_restore import restore_rbd_image
 from drd.backup.repository_jobs import RepositoryJobs
@@ -163,6 +164,10 @@ class SiteBackupActions:
                  replaced=restored.replaced)
         return Restored(restored.snapshot_id, restored.target, restored.bytes,
                         restored.sha256, time.monotonic() - began)
+
+    async def usage(self, tenant: str) -> TenantUsageOut:
+        """What the tenant stores and what its backups added, from the state store."""
+        return usage_body(await self.metering.usage(tenant))
 
     async def _prepare(self, plan: TenantBackup) -> RepositoryJobs:
         jobs = RepositoryJobs(plan.tenant, plan.repository, plan.policy, plan.restic,

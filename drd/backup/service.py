@@ -20,6 +20,7 @@ from typing import Protocol
 
 import structlog
 
+from drd.api.schemas import TenantUsageOut
 from drd.backup.job_run import JobAction, JobOutcome, ScheduledJob
 from drd.backup.restic_messages import BackupStatus, Snapshot
 from drd.backup.restic_port import ResticRepositoryPort
@@ -83,6 +84,8 @@ class BackupActions(Protocol):
 
     async def restore(self, plan: TenantBackup, source: ImageRef, snapshot: str,
                       target: ImageRef, force: bool) -> "Restored": ...
+
+    async def usage(self, tenant: str) -> TenantUsageOut: ...
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ def _follow(target: ApiTarget, tenant: str, sources: list[str],
             before: dict[str | None, int], *, quiet: bool) -> list[BackupRun]:
     """Poll until each source has a run newer than `before` that has ended."""
     done: dict[str, BackupRun] = {}
+    read: dict[str, int] = {}  # the newest bytes_done seen of each
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(),
                   TransferSpeedColumn(), TimeElapsedColumn(), disable=quiet,
                   console=Console(stderr=True)) as progress:
@@ -98,13 +99,15 @@ def _follow(target: ApiTarget, tenant: str, sources: list[str],
             view = _backups(target, tenant)
             for running in view.running:
                 if running.source in tasks:
+                    read[running.source] = running.bytes_done
                     progress.update(tasks[running.source], completed=running.bytes_done)
             for ended in view.recent:
                 if (ended.source in tasks and ended.source not in done
                         and ended.id > before.get(ended.source, 0)
                         and ended.state != "running"):
                     done[ended.source] = ended
-                    progress.update(tasks[ended.source], total=1, completed=1,
+                    seen = read.get(ended.source)
+                    progress.update(tasks[ended.source], total=seen, completed=seen or 0,
                                     description=f"{ended.source} {ended.state}")
             time.sleep(POLL_SECONDS)
     return [done[source] for source in sources]

@@ -4,6 +4,7 @@ snapshots and restores, answered from the backup service and the state store."""
 import asyncio
 from typing import Protocol
 
+from drd.api.schemas import TenantUsageOut
 from drd.backup.service import BackupService
 from drd.backup.views import (
     BackupsStarted,
@@ -58,3 +59,6 @@ class BackupContext:
             tenant, source, request.snapshot, target, request.force)
         return RestoreDone(tenant=tenant, snapshot=done.snapshot, target=str(done.target),
                            bytes=done.bytes, sha256=done.sha256, seconds=done.seconds)
+
+    async def tenant_usage(self: _HasBackups, tenant: str) -> TenantUsageOut:
+        return await BackupContext._backup_service(self).actions.usage(tenant)

@@ -3,6 +3,7 @@ when it is applied and on `drd backup run`, listed, restored byte for byte by
 `drd restore`, and counted in the metrics; an existing target is refused."""
 
 import json
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import rbd
 
+from drd.api.tokens import read_secret_file
 from drd.lab.description import LabDescription
 from drd.lab.drd_files import restic_password_file
 from tests.integration.rbd_images import MiB, image_sha256, pool, random_bytes
@@ -85,3 +87,15 @@ def test_a_policys_images_are_backed_up_listed_and_restored_byte_for_byte(
     assert view["repository"].endswith("/water")
     metrics = get_metrics(lab.sites["a"].api_url or "")
     assert 'drd_backup_runs_total{result="succeeded",tenant="water"}' in metrics
+    usage = api_get(lab, "/v1/tenants/water/usage")
+    assert usage["backups"]["succeeded"] >= 1
+    assert usage["backups"]["bytes_added"] >= 24 * MiB  # random data: all of it is new
+
+
+def api_get(lab: LabDescription, path: str) -> Any:
+    assert lab.operator_token_file is not None
+    request = urllib.request.Request(  # noqa: S310 (the lab's own http:// URL)
+        (lab.sites["a"].api_url or "") + path,
+        headers={"Authorization": f"Bearer {read_secret_file(lab.operator_token_file)}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.load(response)

@@ -21,6 +21,7 @@ from drd.api.schemas import (
     RunList,
     RunOut,
     SiteStatus,
+    TenantUsageOut,
 )
 from drd.api.tokens import TokenEntry, TokenRegistry, hash_token
 from drd.backup.rbd_restore import RestoreRefused
@@ -111,6 +112,9 @@ class FakeDaemon:
 
     async def restore(self, tenant: str, request: RestoreRequest) -> RestoreDone:
         raise RestoreRefused(f"{request.to} exists; give force to replace it")
+
+    async def tenant_usage(self, tenant: str) -> TenantUsageOut:
+        raise KeyError(f"tenant {tenant} has no backup policy on this site")
 
 
 def bearer(who: str) -> dict[str, str]:
@@ -281,3 +285,11 @@ async def test_a_tenant_backs_itself_up_now_and_restores_are_for_operators(
     assert exists.status == 409
     assert "give force to replace it" in (await exists.json())["error"]["message"]
     assert ("ops", "POST /v1/tenants/{tenant}/restores", "failed") in daemon.audits
+
+
+async def test_usage_of_a_tenant_without_backups_here_is_not_found_with_the_reason(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    _, client = daemon_and_client
+    usage = await client.get("/v1/tenants/water/usage", headers=bearer("water"))
+    assert usage.status == 404
+    assert "no backup policy" in (await usage.json())["error"]["message"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from drd.api.schemas import TenantUsageOut
 from drd.backup.job_run import JobOutcome
 from drd.backup.scheduler import BackupScheduler
 from drd.backup.service import LIMITS, BackupService, ImageSource, Restored, TenantBackup
@@ -72,6 +73,9 @@ class FakeActions:
     async def restore(self, plan: TenantBackup, source: ImageRef, snapshot: str,
                       target: ImageRef, force: bool) -> Restored:
         raise AssertionError("not restoring here")
+
+    async def usage(self, tenant: str) -> TenantUsageOut:
+        raise AssertionError("not metering here")
 
 
 @pytest.fixture
