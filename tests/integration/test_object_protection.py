@@ -153,6 +153,16 @@ def test_a_policy_naming_another_tenants_bucket_is_refused(
     assert not bucket_rows(lab, theirs)
 
 
+def b_is_stuck(lab: LabDescription, bucket: str) -> bool:
+    row = bucket_rows(lab, bucket).get("same_city")
+    return row is not None and bool(row["stuck_shards"])
+
+
+def b_caught_up(lab: LabDescription, bucket: str) -> bool:
+    row = bucket_rows(lab, bucket).get("same_city")
+    return row is not None and not row["behind_shards"] and not row["stuck_shards"]
+
+
 def indexed_on(lab: LabDescription, zone: str, bucket: str) -> dict[str, str]:
     """name -> ETag in the zone's own bucket index, read by radosgw-admin on its cluster:
     true whether or not the zone's gateway runs."""
@@ -178,11 +188,8 @@ def test_a_bucket_stuck_behind_a_stopped_gateway_is_reported_with_what_unsticks_
             client.put_object(Bucket=bucket, Key=name, Body=secrets.token_bytes(50_000))
             etags[name] = client.head_object(Bucket=bucket, Key=name)["ETag"].strip('"')
 
-        def stuck() -> bool:
-            row = bucket_rows(lab, bucket).get("same_city")
-            return row is not None and bool(row["stuck_shards"])
-
-        eventually(stuck, 180, "drd reports b's copy of the bucket stuck")
+        eventually(lambda: b_is_stuck(lab, bucket), 180,
+                   "drd reports b's copy of the bucket stuck")
         row = bucket_rows(lab, bucket)["same_city"]
         assert row["repair"].startswith("start a radosgw of zone b on site b"), row
         assert row["lag_seconds"] >= 60, row  # stuck after 1 min in the lab
@@ -194,11 +201,8 @@ def test_a_bucket_stuck_behind_a_stopped_gateway_is_reported_with_what_unsticks_
     finally:
         gateways.restart("b")
 
-    def caught_up() -> bool:
-        row = bucket_rows(lab, bucket).get("same_city")
-        return row is not None and not row["behind_shards"] and not row["stuck_shards"]
-
-    eventually(caught_up, 180, "b catches up once its gateway runs, and drd says so")
+    eventually(lambda: b_caught_up(lab, bucket), 180,
+               "b catches up once its gateway runs, and drd says so")
     peer = s3_client(lab.sites["b"].rgw_url or "",
                      ensure_user(RgwAdmin(lab.sites["a"].conf), "water", "Water"))
     for name, etag in etags.items():
@@ -225,11 +229,8 @@ def test_a_gateway_that_does_not_sync_gets_a_restart_and_auto_repair_refuses_syn
             client.put_object(Bucket=bucket, Key=name, Body=secrets.token_bytes(40_000))
             etags[name] = client.head_object(Bucket=bucket, Key=name)["ETag"].strip('"')
 
-        def stuck() -> bool:
-            row = bucket_rows(lab, bucket).get("same_city")
-            return row is not None and bool(row["stuck_shards"])
-
-        eventually(stuck, 180, "drd reports b's copy of the bucket stuck")
+        eventually(lambda: b_is_stuck(lab, bucket), 180,
+                   "drd reports b's copy of the bucket stuck")
         row = bucket_rows(lab, bucket)["same_city"]
         assert row["repair"].startswith("restart the radosgw of zone b on site b"), row
         assert "16.2.15" in row["repair"], row
@@ -246,11 +247,8 @@ def test_a_gateway_that_does_not_sync_gets_a_restart_and_auto_repair_refuses_syn
         set_sync_thread(b.conf, enabled=True)
         gateways.restart("b")  # the advised repair
 
-    def caught_up() -> bool:
-        row = bucket_rows(lab, bucket).get("same_city")
-        return row is not None and not row["behind_shards"] and not row["stuck_shards"]
-
-    eventually(caught_up, 180, "b catches up once its gateway syncs again, and drd says so")
+    eventually(lambda: b_caught_up(lab, bucket), 180,
+               "b catches up once its gateway syncs again, and drd says so")
     peer = s3_client(b.rgw_url or "", ensure_user(RgwAdmin(lab.sites["a"].conf), "water",
                                                    "Water"))
     for name, etag in etags.items():

@@ -41,6 +41,7 @@ from drd.domain.replication_plan import ImageRef
 from drd.lab.description import LabDescription, SiteRecord
 from drd.state import BackupDigest, RunState, StateStore
 from tests.integration.rbd_images import MiB, image_sha256, pool
+from tests.integration.restic_repos import make_repository
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -67,11 +68,7 @@ def ceph(site: SiteRecord) -> CephAccess:
 
 
 def repository(root: Path, password: str = PASSWORD) -> ResticRepository:
-    root.mkdir(parents=True, exist_ok=True)
-    password_file = root / "password"
-    password_file.write_text(password + "\n")
-    password_file.chmod(0o600)
-    return ResticRepository(str(root / "repo"), password_file, root / "cache")
+    return make_repository(root, password)
 
 
 @pytest.fixture

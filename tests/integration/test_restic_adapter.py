@@ -29,9 +29,11 @@ from drd.backup.restic import (
 )
 from drd.backup.restic_argv import KeepRules, SnapshotFilter
 from drd.backup.restic_env import restic_environment
-from drd.backup.restic_messages import BackupStatus, parse_ids
+from drd.backup.restic_messages import BackupStatus
 from drd.backup.restic_outcome import OutcomeKind, RepositoryState
 from drd.backup.restic_process import Children, run
+from tests.integration import restic_repos
+from tests.integration.restic_repos import lock_ids, wait_for_locks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -41,11 +43,7 @@ RETRY = timedelta(seconds=2)
 
 
 def make_repository(root: Path, password: str = PASSWORD) -> ResticRepository:
-    root.mkdir(parents=True, exist_ok=True)
-    password_file = root / "password"
-    password_file.write_text(password + "\n")
-    password_file.chmod(0o600)
-    return ResticRepository(str(root / "repo"), password_file, root / "cache")
+    return restic_repos.make_repository(root, password)
 
 
 @pytest.fixture
@@ -59,27 +57,6 @@ def random_file(path: Path, size: int) -> str:
     data = os.urandom(size)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
-
-
-def raw_restic(restic: Restic, *args: str) -> subprocess.CompletedProcess[str]:
-    repository = restic.repository
-    env = restic_environment(os.environ, password_file=repository.password_file,
-                             cache_dir=repository.cache_dir)
-    return subprocess.run(["restic", *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
-
-
-def lock_ids(restic: Restic) -> list[str]:
-    return parse_ids(raw_restic(restic, *argv.list_locks(restic.repository.url)).stdout)
-
-
-def wait_for_locks(restic: Restic, count: int) -> list[str]:
-    for _ in range(200):
-        ids = lock_ids(restic)
-        if len(ids) >= count:
-            return ids
-        time.sleep(0.05)
-    raise AssertionError(f"never saw {count} locks")
 
 
 @contextmanager
