@@ -32,6 +32,7 @@ from drd.backup.retention import tenant_selection, tenant_tag
 from drd.backup.service import (
     JOB_TIMEOUT,
     ImageSource,
+    PathSource,
     ProgressCallback,
     Restored,
     TenantBackup,
@@ -90,6 +91,25 @@ class SiteBackupActions:
             work_dir=self.work_dir, clock=self.clock,
             limit_upload_kib=limit_upload_kib(limit) if limit is not None else None,
             progress=progress)
+
+    async def backup_files(self, plan: TenantBackup, files: PathSource,
+                           progress: ProgressCallback) -> JobOutcome:
+        """restic reads the files itself; a file it cannot read fails the run (exit 3)."""
+        await self._prepare(plan)
+        limit = plan.policy.upload_limit
+        result = await plan.restic.backup_paths(
+            files.paths, host=plan.tenant,
+            tags=[tenant_tag(plan.tenant), SOURCE_TAG_PREFIX + files.source,
+                  *plan.policy.tags],
+            limit_upload_kib=limit_upload_kib(limit) if limit is not None else None,
+            progress=progress, deadline=_restic_deadline())
+        summary = result.summary
+        added = summary.data_added if summary is not None else None
+        if not result.outcome.ok or summary is None:
+            raise JobFailed(f"backup of {', '.join(files.paths)} failed: "
+                            f"{result.outcome.reason}", bytes_added=added,
+                            snapshot_id=summary.snapshot_id if summary else None)
+        return JobOutcome(bytes_added=added, snapshot_id=summary.snapshot_id)
 
     async def prune(self, plan: TenantBackup) -> JobOutcome:
         jobs = await self._prepare(plan)

@@ -1,11 +1,9 @@
-"""The restic adapter: the one place drd runs restic.
-
-argv comes from restic_argv, the environment from restic_env (the password only
-through RESTIC_PASSWORD_FILE), exit codes are read by restic_outcome and --json output
-by restic_messages. Jobs (backup, forget, prune, check, restore) return a result whose
-outcome says whether they succeeded and why; queries (snapshots, stats, locks) raise
-ResticError. Children are run by restic_process: deadlines, cancellation, no leftovers.
-"""
+"""The restic adapter: the one place drd runs restic. argv comes from restic_argv, the
+environment from restic_env (the password only through RESTIC_PASSWORD_FILE), exit codes
+are read by restic_outcome and --json output by restic_messages. Jobs (backup, forget,
+prune, check, restore) return a result whose outcome says whether they succeeded and
+why; queries (snapshots, stats, locks) raise ResticError. Children are run by
+restic_process: deadlines, cancellation, no leftovers."""
 
 import os
 import socket
@@ -173,6 +171,22 @@ class Restic:
         args = argv.backup_from_command(
             self.repository.url, command, stdin_filename=stdin_filename, host=host, tags=tags,
             limit_upload_kib=limit_upload_kib, retry_lock=self.retry_lock, time=time)
+        return await self._backup(args, progress, deadline)
+
+    async def backup_paths(
+            self, paths: Sequence[str], *, host: str, tags: Sequence[str] = (),
+            limit_upload_kib: int | None = None,
+            progress: Callable[[BackupStatus], None] | None = None,
+            deadline: float | None = None) -> BackupResult:
+        """Back up files at `paths`; a file restic cannot read is exit 3, a failure."""
+        args = argv.backup_paths(self.repository.url, paths, host=host, tags=tags,
+                                 limit_upload_kib=limit_upload_kib,
+                                 retry_lock=self.retry_lock)
+        return await self._backup(args, progress, deadline)
+
+    async def _backup(self, args: list[str],
+                      progress: Callable[[BackupStatus], None] | None,
+                      deadline: float | None) -> BackupResult:
         summary: list[BackupSummary] = []
         unreadable: list[str] = []
 

@@ -138,6 +138,26 @@ def backup_from_command(repository: str, command: Sequence[str], *, stdin_filena
     return [*argv, "--", *command]
 
 
+def backup_paths(repository: str, paths: Sequence[str], *, host: str,
+                 tags: Sequence[str] = (), limit_upload_kib: int | None = None,
+                 retry_lock: timedelta | None = None) -> list[str]:
+    """Back up files and directories at absolute `paths` as a snapshot of `host`."""
+    if not paths:
+        raise ValueError("backup needs at least one path")
+    for path in paths:
+        if not path.startswith("/"):
+            raise ValueError(f"the path {path!r} must be absolute")
+    argv = ["backup", *_global(repository), "--host", _value("host", host)]
+    for tag in tags:
+        argv += ["--tag", _tag(tag)]
+    if limit_upload_kib is not None:
+        if limit_upload_kib < 1:
+            raise ValueError(f"--limit-upload is KiB/s and at least 1, got {limit_upload_kib}")
+        argv += ["--limit-upload", str(limit_upload_kib)]
+    argv += _retry_lock(retry_lock)
+    return [*argv, "--", *paths]
+
+
 def snapshots(repository: str, selection: SnapshotFilter = ALL_SNAPSHOTS) -> list[str]:
     return ["snapshots", *_global(repository), *_filter(selection)]
 

@@ -36,6 +36,11 @@ class ResticRepositoryPort(Protocol):
             time: datetime | None = None, progress: ProgressCallback | None = None,
             deadline: float | None = None) -> BackupResult: ...
 
+    async def backup_paths(
+            self, paths: Sequence[str], *, host: str, tags: Sequence[str] = (),
+            limit_upload_kib: int | None = None, progress: ProgressCallback | None = None,
+            deadline: float | None = None) -> BackupResult: ...
+
     async def snapshots(self, selection: SnapshotFilter = ALL_SNAPSHOTS
                         ) -> list[Snapshot]: ...
 

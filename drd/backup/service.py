@@ -55,6 +55,18 @@ class ImageSource:
         return f"{self.source}:{self.ref}"
 
 
+@dataclass(frozen=True)
+class PathSource:
+    """A source of files on this host: one backup job, one restic snapshot a run."""
+
+    source: str
+    paths: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:files"
+
+
 @dataclass
 class TenantBackup:
     """One tenant's backups on this site."""
@@ -65,6 +77,7 @@ class TenantBackup:
     restic: ResticRepositoryPort
     images: tuple[ImageSource, ...] = ()
     not_backed_up: tuple[str, ...] = ()  # sources drd cannot back up here, with why
+    files: tuple[PathSource, ...] = ()
 
 
 ProgressCallback = Callable[[BackupStatus], None]
@@ -74,6 +87,9 @@ class BackupActions(Protocol):
     """What each kind of job does; drd.backup.actions is the real one."""
 
     async def backup_image(self, plan: TenantBackup, image: ImageSource,
+                           progress: ProgressCallback) -> JobOutcome: ...
+
+    async def backup_files(self, plan: TenantBackup, files: PathSource,
                            progress: ProgressCallback) -> JobOutcome: ...
 
     async def prune(self, plan: TenantBackup) -> JobOutcome: ...
@@ -167,7 +183,10 @@ class BackupService:
                 continue
             repository, restic = opened
             images, skipped = await self._images(policy)
-            plans[tenant] = TenantBackup(tenant, policy, repository, restic, images, skipped)
+            files = tuple(PathSource(source.name, tuple(str(path) for path in source.paths))
+                          for source in policy.sources if source.paths is not None)
+            plans[tenant] = TenantBackup(tenant, policy, repository, restic, images, skipped,
+                                         files)
             for reason in skipped:
                 log.warning("backup source not backed up", tenant=tenant, reason=reason)
         for tenant, why in unplanned.items():
@@ -181,8 +200,7 @@ class BackupService:
         skipped: list[str] = []
         for source in policy.sources:
             if source.pool is None:
-                skipped.append(f"source {source.name}: file paths are not backed up yet")
-                continue
+                continue  # files: a job of their own
             if source.site is SourceSite.REMOTE:
                 skipped.append(f"source {source.name}: backing up the remote site's copy "
                                f"is not supported yet")
@@ -204,6 +222,8 @@ class BackupService:
 
         jobs = [job(JobKind.BACKUP, image.key, partial(self._backup, plan, image))
                 for image in plan.images]
+        jobs += [job(JobKind.BACKUP, files.key, partial(self._backup, plan, files))
+                 for files in plan.files]
         if plan.policy.prune is not None:
             jobs.append(job(JobKind.PRUNE, None, partial(self.actions.prune, plan)))
         if plan.policy.check is not None:
@@ -213,14 +233,16 @@ class BackupService:
                             partial(self.actions.restore_test, plan)))
         return jobs
 
-    async def _backup(self, plan: TenantBackup, image: ImageSource) -> JobOutcome:
-        key = JobKey(plan.tenant, JobKind.BACKUP, image.key, plan.repository)
+    async def _backup(self, plan: TenantBackup, what: ImageSource | PathSource) -> JobOutcome:
+        key = JobKey(plan.tenant, JobKind.BACKUP, what.key, plan.repository)
 
         def progress(status: BackupStatus) -> None:
             self.state.progress[key] = BackupProgress(status, self._clock())
 
         try:
-            return await self.actions.backup_image(plan, image, progress)
+            if isinstance(what, PathSource):
+                return await self.actions.backup_files(plan, what, progress)
+            return await self.actions.backup_image(plan, what, progress)
         finally:
             self.state.progress.pop(key, None)
 
@@ -265,12 +287,13 @@ class BackupService:
         """Queue `tenant`'s backups now, of one source or all; the jobs queued or
         already running. KeyError if the tenant or source has no backup job here."""
         plan = self.plan(tenant)
-        chosen = [image for image in plan.images if source in (None, image.source)]
+        everything: list[ImageSource | PathSource] = [*plan.images, *plan.files]
+        chosen = [item for item in everything if source in (None, item.source)]
         if not chosen:
-            raise KeyError(f"tenant {tenant} has no image to back up"
+            raise KeyError(f"tenant {tenant} has nothing to back up"
                            + (f" in source {source}" if source else "") + " on this site")
-        keys = [JobKey(tenant, JobKind.BACKUP, image.key, plan.repository)
-                for image in chosen]
+        keys = [JobKey(tenant, JobKind.BACKUP, item.key, plan.repository)
+                for item in chosen]
         for key in keys:
             self.scheduler.request(key)
         return keys

@@ -198,6 +198,25 @@ async def test_backup_restore_and_an_unchanged_rerun(restic: Restic, tmp_path: P
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
 
 
+async def test_files_are_backed_up_as_restic_reads_them(restic: Restic,
+                                                       tmp_path: Path) -> None:
+    """A policy's file paths: restic reads the tree itself; each file comes back whole."""
+    tree = tmp_path / "scada"
+    (tree / "history").mkdir(parents=True)
+    digests = {name: random_file(tree / name, size) for name, size in
+               (("config.xml", 20_000), ("history/2026-11.db", 3 * MiB))}
+    done = await restic.backup_paths([str(tree)], host="water",
+                                     tags=["drd:tenant=water", "drd:source=scada"])
+    assert done.outcome.ok, done.outcome.reason
+    assert done.summary is not None and done.summary.files_new == 2
+    for name, digest in digests.items():
+        restored = await restic.dump_to(str(done.snapshot_id), f"{tree}/{name}", ["sha256sum"])
+        assert restored.outcome.ok, restored.outcome.reason
+        assert restored.consumer_output == (f"{digest}  -",)
+    missing = await restic.backup_paths([str(tmp_path / "gone")], host="water")
+    assert not missing.outcome.ok  # nothing readable: never a green run
+
+
 async def test_a_failed_restore_consumer_fails_the_restore(restic: Restic,
                                                            tmp_path: Path) -> None:
     random_file(tmp_path / "image.raw", 16 * MiB)

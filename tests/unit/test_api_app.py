@@ -103,7 +103,7 @@ class FakeDaemon:
 
     def start_backups(self, tenant: str, source: str | None) -> BackupsStarted:
         if source == "missing":
-            raise KeyError(f"tenant {tenant} has no image to back up in source {source}")
+            raise KeyError(f"tenant {tenant} has nothing to back up in source {source}")
         return BackupsStarted(tenant=tenant, jobs=[f"backup of {tenant}/{source}"],
                               sources=[source or ""])
 
@@ -272,7 +272,7 @@ async def test_a_tenant_backs_itself_up_now_and_restores_are_for_operators(
     unknown = await client.post("/v1/tenants/water/backups", headers=bearer("water"),
                                 json={"source": "missing"})
     assert unknown.status == 404
-    assert "no image to back up in source missing" in (await unknown.json())["error"]["message"]
+    assert "nothing to back up in source missing" in (await unknown.json())["error"]["message"]
     typo = await client.post("/v1/tenants/water/backups", headers=bearer("water"),
                              json={"sorce": "databases"})
     assert typo.status == 400

@@ -13,7 +13,14 @@ import yaml
 from drd.api.schemas import TenantUsageOut
 from drd.backup.job_run import JobOutcome
 from drd.backup.scheduler import BackupScheduler
-from drd.backup.service import LIMITS, BackupService, ImageSource, Restored, TenantBackup
+from drd.backup.service import (
+    LIMITS,
+    BackupService,
+    ImageSource,
+    PathSource,
+    Restored,
+    TenantBackup,
+)
 from drd.domain.backup_jobs import JobKey, JobKind
 from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
 from drd.domain.tenant_policy import TenantPolicy
@@ -61,6 +68,11 @@ class FakeActions:
         self.backed_up.append(source.key)
         return JobOutcome(bytes_added=1024, snapshot_id=f"snap-{len(self.backed_up)}")
 
+    async def backup_files(self, plan: TenantBackup, files: PathSource,
+                           progress: Any) -> JobOutcome:
+        self.backed_up.append(files.key)
+        return JobOutcome(bytes_added=1024, snapshot_id=f"snap-{len(self.backed_up)}")
+
     async def prune(self, plan: TenantBackup) -> JobOutcome:
         return JobOutcome()
 
@@ -106,12 +118,12 @@ async def test_each_selected_image_held_here_is_one_backup_job_and_the_rest_say_
     assert [i.key for i in plan.images] == ["databases:rbd/water/db-1",
                                            "databases:rbd/water/db-3"]
     assert plan.not_backed_up == (
-        "source replicas: backing up the remote site's copy is not supported yet",
-        "source scada: file paths are not backed up yet")
+        "source replicas: backing up the remote site's copy is not supported yet",)
+    assert plan.files == (PathSource("scada", ("/srv/water/scada",)),)
     jobs = backups.scheduler.job_keys()
     assert {(j.kind, j.source) for j in jobs} == {
         (JobKind.BACKUP, "databases:rbd/water/db-1"), (JobKind.BACKUP, "databases:rbd/water/db-3"),
-        (JobKind.PRUNE, None)}
+        (JobKind.BACKUP, "scada:files"), (JobKind.PRUNE, None)}
 
 
 async def test_a_new_image_is_backed_up_at_once_and_then_on_its_schedule(
@@ -135,15 +147,17 @@ async def test_backups_asked_for_now_run_and_are_recorded(store: StateStore) -> 
     backups.set_policies(policies())
     task = asyncio.create_task(backups.loop())
     try:
-        for _ in range(100):
-            if store.backup_history("water", 10):
+        for _ in range(200):  # the three new jobs are due at once: wait for all three
+            runs = store.backup_history("water", 10)
+            if len(runs) == 3 and all(r.state is not RunState.RUNNING for r in runs):
                 break
             await asyncio.sleep(0.05)
         runs = store.backup_history("water", 10)
         assert sorted(r.job.source or "" for r in runs) == ["databases:rbd/water/db-1",
-                                                            "databases:rbd/water/db-3"]
+                                                            "databases:rbd/water/db-3",
+                                                            "scada:files"]
         assert all(r.state is RunState.SUCCEEDED and r.bytes_added == 1024 for r in runs)
-        with pytest.raises(KeyError, match="no image to back up in source replicas"):
+        with pytest.raises(KeyError, match="nothing to back up in source replicas"):
             backups.request_backups("water", "replicas")
         with pytest.raises(KeyError, match="no backup policy"):
             backups.request_backups("transport")

@@ -166,3 +166,16 @@ def test_retry_lock_rounds_up_to_whole_seconds() -> None:
     assert argv.go_duration(timedelta(milliseconds=1500)) == "2s"
     with pytest.raises(ValueError):
         argv.go_duration(timedelta(0))
+
+
+def test_backup_paths_argv_puts_the_paths_after_the_end_of_options() -> None:
+    assert argv.backup_paths(
+        REPO, ["/srv/water/scada", "/srv/water/-odd-name"], host="water",
+        tags=["drd:tenant=water"], limit_upload_kib=512, retry_lock=timedelta(minutes=1),
+    ) == ["backup", "--repo", REPO, "--json", "--host", "water", "--tag", "drd:tenant=water",
+          "--limit-upload", "512", "--retry-lock", "60s", "--",
+          "/srv/water/scada", "/srv/water/-odd-name"]
+    with pytest.raises(ValueError, match="must be absolute"):
+        argv.backup_paths(REPO, ["relative/dir"], host="water")
+    with pytest.raises(ValueError, match="at least one path"):
+        argv.backup_paths(REPO, [], host="water")
