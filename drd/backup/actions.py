@@ -25,6 +25,7 @@ from drd.backup.ceph_access import CephAccess
 from drd.backup.job_run import Clock, JobFailed, JobOutcome, ScheduledJob, run_recorded
 from drd.backup.metering import Metering, usage_body
 from drd.backup.rbd_backup import back_up_rbd_source
+from drd.backup.rbd_remote_copy import RemoteCopy
 from drd.backup.rbd_restore import restore_rbd_image
 from drd.backup.repository_jobs import RepositoryJobs
 from drd.backup.restore_test import last_verified_restorable, restore_test
@@ -60,8 +61,10 @@ class SiteBackupActions:
     """The real BackupActions: restic and librbd against this site's cluster."""
 
     def __init__(self, *, store: StateStore, ceph: CephAccess, work_dir: Path,
-                 metrics: DaemonMetrics, clock: Clock = utc_now) -> None:
+                 metrics: DaemonMetrics, clock: Clock = utc_now,
+                 remote: RemoteCopy | None = None) -> None:
         self.store, self.ceph, self.work_dir, self.clock = store, ceph, work_dir, clock
+        self.remote = remote  # the remote site's cluster, for `from: remote` sources
         self.metrics = metrics
         self.alerts = VerificationAlerts(metrics)
         self.metering = Metering(store, metrics, clock=clock)
@@ -90,7 +93,7 @@ class SiteBackupActions:
                   *plan.policy.tags],
             work_dir=self.work_dir, clock=self.clock,
             limit_upload_kib=limit_upload_kib(limit) if limit is not None else None,
-            progress=progress)
+            progress=progress, read_from=self.remote if image.read_remote else None)
 
     async def backup_files(self, plan: TenantBackup, files: PathSource,
                            progress: ProgressCallback) -> JobOutcome:

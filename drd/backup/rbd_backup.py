@@ -35,6 +35,7 @@ import structlog
 
 from drd.backup.ceph_access import CephAccess, finish_despite_cancel
 from drd.backup.job_run import Clock, JobFailed, JobOutcome
+from drd.backup.rbd_remote_copy import RemoteCopy, carry_to_remote
 from drd.backup.restic_messages import BackupStatus
 from drd.backup.restic_outcome import BackupResult, OutcomeKind
 from drd.backup.restic_port import ProgressCallback, ResticRepositoryPort
@@ -103,8 +104,10 @@ async def backup_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, ref: 
                            host: str, tags: Sequence[str], work_dir: Path,
                            limit_upload_kib: int | None = None,
                            progress: ProgressCallback | None = None,
-                           deadline: float | None = None) -> ImageBackup:
+                           deadline: float | None = None,
+                           read_from: RemoteCopy | None = None) -> ImageBackup:
     """Back the image up from a fresh snapshot of it; JobFailed with the reason if not.
+    With `read_from`, the snapshot is read from that site's mirrored copy.
 
     Cancelling stops restic and the export, removes the snapshot, then re-raises.
     """
@@ -114,8 +117,12 @@ async def backup_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, ref: 
     digest_file = _digest_file(work_dir, snapshot)
     try:
         size = await _take_snapshot(ceph, ref, snapshot)
+        reader = ceph
+        if read_from is not None:
+            await carry_to_remote(ceph, read_from, ref, snapshot)
+            reader = read_from.ceph
         result = await restic.backup_from_command(
-            export_command(ceph, ref, snapshot, digest_file),
+            export_command(reader, ref, snapshot, digest_file),
             stdin_filename=image_file_name(ref), host=host, tags=tags,
             limit_upload_kib=limit_upload_kib, deadline=deadline,
             progress=None if progress is None else partial(_with_total, progress, size))
@@ -134,7 +141,8 @@ async def back_up_rbd_source(restic: ResticRepositoryPort, ceph: CephAccess,
                              images: Sequence[ImageRef], host: str, tags: Sequence[str],
                              work_dir: Path, clock: Clock,
                              limit_upload_kib: int | None = None,
-                             progress: ProgressCallback | None = None) -> JobOutcome:
+                             progress: ProgressCallback | None = None,
+                             read_from: RemoteCopy | None = None) -> JobOutcome:
     """Back up `images` (the source's selection, resolved by the caller) and record the
     digest of each; JobOutcome with the bytes added, or JobFailed."""
     if not images:
@@ -148,7 +156,7 @@ async def back_up_rbd_source(restic: ResticRepositoryPort, ceph: CephAccess,
             backup = await backup_rbd_image(restic, ceph, ref, host=host, tags=tags,
                                             work_dir=work_dir,
                                             limit_upload_kib=limit_upload_kib,
-                                            progress=progress)
+                                            progress=progress, read_from=read_from)
         except JobFailed as failure:
             added += failure.bytes_added or 0
             failures.append(failure.reason)

@@ -49,6 +49,7 @@ class ImageSource:
 
     source: str  # the policy's source name
     ref: ImageRef
+    read_remote: bool = False  # read the remote site's mirrored copy (`from: remote`)
 
     @property
     def key(self) -> str:
@@ -141,9 +142,11 @@ class BackupService:
                  actions: BackupActions, list_images: ListImages,
                  open_repository: OpenRepository, clock: Callable[[], datetime],
                  refresh_seconds: float = REFRESH_SECONDS,
-                 on_start: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
+                 on_start: Callable[[list[str]], Awaitable[None]] | None = None,
+                 remote_site: str | None = None) -> None:
         self.actions = actions
         self._on_start = on_start
+        self._remote_site = remote_site  # whose mirrored copies `from: remote` reads
         self._list_images = list_images
         self._open_repository = open_repository
         self._clock = clock
@@ -201,9 +204,10 @@ class BackupService:
         for source in policy.sources:
             if source.pool is None:
                 continue  # files: a job of their own
-            if source.site is SourceSite.REMOTE:
-                skipped.append(f"source {source.name}: backing up the remote site's copy "
-                               f"is not supported yet")
+            remote = source.site is SourceSite.REMOTE
+            if remote and self._remote_site is None:
+                skipped.append(f"source {source.name}: from remote, but the site config "
+                               f"names no remote peer with a ceph_conf to read it from")
                 continue
             try:
                 found = await asyncio.to_thread(self._list_images, source.pool,
@@ -211,7 +215,7 @@ class BackupService:
             except CephError as error:
                 skipped.append(f"source {source.name}: cannot list {source.spec}: {error}")
                 continue
-            images += [ImageSource(source.name, image.ref) for image in found
+            images += [ImageSource(source.name, image.ref, remote) for image in found
                        if source.selects(image.ref.name) and _writable_here(image)]
         return tuple(images), tuple(skipped)
 

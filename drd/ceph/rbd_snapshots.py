@@ -85,6 +85,15 @@ def is_non_primary(cluster: Any, ref: ImageRef) -> bool:
         return bool(info["state"] != rbd.RBD_MIRROR_IMAGE_DISABLED and not info["primary"])
 
 
+def snapshot_mirroring(cluster: Any, ref: ImageRef) -> bool | None:
+    """Whether the image is mirrored in snapshot mode (True) or journal mode (False);
+    None if it is not mirrored."""
+    with _image(cluster, ref, "reading the mirroring of", read_only=True) as image:
+        if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
+            return None
+        return bool(image.mirror_image_get_mode() == rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT)
+
+
 def create_snapshot(cluster: Any, ref: ImageRef, name: str) -> int:
     """Take the user snapshot `name` of the image; the image size it captured."""
     with _image(cluster, ref, f"taking snapshot {name} of") as image:

@@ -7,6 +7,7 @@ import structlog
 from drd.api.metrics import DaemonMetrics
 from drd.backup.actions import SiteBackupActions
 from drd.backup.ceph_access import CephAccess
+from drd.backup.rbd_remote_copy import RemoteCopy
 from drd.backup.restic import Restic, ResticRepository, ResticUnavailable, probe_version
 from drd.backup.restic_port import ResticRepositoryPort
 from drd.backup.restic_process import Children
@@ -16,6 +17,7 @@ from drd.ceph import rbd_observe
 from drd.ceph.cluster import ClusterHandle
 from drd.domain.backup_policy import BackupPolicy
 from drd.domain.replication_plan import ObservedImage
+from drd.domain.site import SiteKind
 from drd.domain.site_config import SiteConfig
 from drd.state import StateStore
 
@@ -52,11 +54,16 @@ async def backup_service(config: SiteConfig, store: StateStore,
         return cluster.run(lambda handle: rbd_observe.observe_pool_batched(
             handle, pool, namespace))
 
+    remote_peer = next((peer for peer in config.peers
+                        if peer.kind is SiteKind.REMOTE and peer.ceph_conf is not None), None)
+    remote = (None if remote_peer is None or remote_peer.ceph_conf is None else
+              RemoteCopy(remote_peer.name, CephAccess(remote_peer.ceph_conf, config.ceph.client)))
     actions = SiteBackupActions(store=store, ceph=CephAccess(config.ceph.conf,
                                                              config.ceph.client),
-                                work_dir=work_dir, metrics=metrics)
+                                work_dir=work_dir, metrics=metrics, remote=remote)
     return BackupService(
         scheduler_for=lambda service: BackupScheduler(store, LIMITS, service.next_due,
                                                       on_finished=actions.finished),
         actions=actions, list_images=list_images, open_repository=open_repository,
-        clock=utc_now, on_start=actions.started)
+        clock=utc_now, on_start=actions.started,
+        remote_site=remote.site if remote is not None else None)

@@ -28,6 +28,7 @@ from drd.backup.rbd_backup import (
     backup_rbd_image,
     image_file_name,
 )
+from drd.backup.rbd_remote_copy import RemoteCopy
 from drd.backup.rbd_restore import RestoreRefused, restore_rbd_image
 from drd.backup.restic import Restic, ResticRepository
 from drd.backup.restic_messages import BackupStatus
@@ -435,3 +436,31 @@ async def test_the_password_never_appears_in_any_process_argv(
             await asyncio.sleep(0.02)
         await task
         assert seen == {"restic", "rbd"}  # the scan ran while both did
+
+
+@pytest.mark.parametrize("mode", ["snapshot", "journal"])
+async def test_a_backup_from_remote_reads_site_cs_copy_and_matches_the_primary(
+        lab: LabDescription, restic: Restic, ceph: CephAccess, work_dir: Path,
+        mode: str) -> None:
+    """`from: remote`: the snapshot is taken on a, mirrored to c, and read there."""
+    a, c = lab.sites["a"], lab.sites["c"]
+    image = ref(f"remote-{mode}")
+    with random_image(a, image, 16 * MiB):
+        with pool(a, image.namespace) as ioctx, rbd.Image(ioctx, image.name) as opened:
+            if mode == "journal":
+                opened.update_features(rbd.RBD_FEATURE_JOURNALING, True)
+                opened.mirror_image_enable(rbd.RBD_MIRROR_IMAGE_MODE_JOURNAL)
+            else:
+                opened.mirror_image_enable(rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT)
+        expected = image_sha256(a, image.name, image.namespace)
+        remote = RemoteCopy("c", CephAccess(c.conf, "admin"), timeout=180)
+        backup = await backup_rbd_image(restic, ceph, image, host=TENANT, tags=(),
+                                        work_dir=work_dir, read_from=remote)
+        assert backup.sha256 == expected
+        assert backup.total_bytes == 16 * MiB
+        dumped = await restic.dump_to(backup.snapshot_id, "/" + image_file_name(image),
+                                      ["sha256sum"])
+        assert dumped.consumer_output == (f"{expected}  -",)
+        with connect(a.conf) as cluster:  # the backup snapshot is gone from the primary
+            assert not [name for name in rbd_snapshots.user_snapshots(cluster, image)
+                        if name.startswith("drd-backup-")]

@@ -53,7 +53,8 @@ def image(name: str, state: MirrorState, primary: bool | None) -> ObservedImage:
 IMAGES = [image("db-1", MirrorState.ENABLED, True),
           image("db-2", MirrorState.ENABLED, False),  # a copy: backed up where primary
           image("db-3", MirrorState.DISABLED, None),  # not mirrored: only here
-          image("web-1", MirrorState.ENABLED, True)]  # no source selects it
+          image("web-1", MirrorState.ENABLED, True),  # no source selects it
+          image("ro-1", MirrorState.ENABLED, True)]  # source replicas: from remote
 
 
 UNUSED_RESTIC: Any = object()  # the fake actions never call restic
@@ -96,13 +97,14 @@ def store(tmp_path: Path) -> Iterator[StateStore]:
         yield opened
 
 
-def service(store: StateStore, actions: FakeActions, *, clock: Any = lambda: NOW) -> BackupService:
+def service(store: StateStore, actions: FakeActions, *, clock: Any = lambda: NOW,
+            remote_site: str | None = None) -> BackupService:
     return BackupService(
         scheduler_for=lambda s: BackupScheduler(store, LIMITS, s.next_due, clock=clock,
                                                 poll_seconds=0.05),
         actions=actions, list_images=lambda pool, namespace: IMAGES,
         open_repository=lambda tenant, policy: (f"/srv/restic/{tenant}", UNUSED_RESTIC),
-        clock=clock)
+        clock=clock, remote_site=remote_site)
 
 
 def policies() -> dict[str, TenantPolicy]:
@@ -118,12 +120,25 @@ async def test_each_selected_image_held_here_is_one_backup_job_and_the_rest_say_
     assert [i.key for i in plan.images] == ["databases:rbd/water/db-1",
                                            "databases:rbd/water/db-3"]
     assert plan.not_backed_up == (
-        "source replicas: backing up the remote site's copy is not supported yet",)
+        "source replicas: from remote, but the site config names no remote peer with a "
+        "ceph_conf to read it from",)
     assert plan.files == (PathSource("scada", ("/srv/water/scada",)),)
     jobs = backups.scheduler.job_keys()
     assert {(j.kind, j.source) for j in jobs} == {
         (JobKind.BACKUP, "databases:rbd/water/db-1"), (JobKind.BACKUP, "databases:rbd/water/db-3"),
         (JobKind.BACKUP, "scada:files"), (JobKind.PRUNE, None)}
+
+
+async def test_a_source_from_remote_reads_the_remote_sites_copy_of_images_held_here(
+        store: StateStore) -> None:
+    backups = service(store, FakeActions(), remote_site="c")
+    backups.set_policies(policies())
+    await backups.refresh()
+    plan = backups.state.plans["water"]
+    assert plan.not_backed_up == ()
+    assert [(i.key, i.read_remote) for i in plan.images] == [
+        ("databases:rbd/water/db-1", False), ("databases:rbd/water/db-3", False),
+        ("replicas:rbd/water/ro-1", True)]
 
 
 async def test_a_new_image_is_backed_up_at_once_and_then_on_its_schedule(
