@@ -337,6 +337,40 @@ async def test_a_cancelled_backup_leaves_no_snapshot_no_process_and_no_success(
         assert store.backup_digest(snapshot_id) is not None
 
 
+async def test_a_backup_whose_restic_is_killed_mid_stream_is_recorded_failed(
+        site: SiteRecord, ceph: CephAccess, restic: Restic, store: StateStore,
+        work_dir: Path) -> None:
+    """Killed from outside (an OOM kill, an operator's kill -9): a failed run with the
+    reason, and no snapshot left behind."""
+    with random_image(site, ref("killed"), 128 * MiB) as image:
+        streaming = asyncio.Event()
+
+        def progress(status: BackupStatus) -> None:
+            if status.bytes_done >= 8 * MiB:
+                streaming.set()
+
+        key = JobKey(TENANT, JobKind.BACKUP, SOURCE, restic.repository.url)
+
+        async def action() -> Any:
+            return await back_up_rbd_source(
+                restic, ceph, store, tenant=TENANT, source=SOURCE, images=[image],
+                host=TENANT, tags=[], work_dir=work_dir, clock=now,
+                limit_upload_kib=16 * 1024, progress=progress)
+
+        task = asyncio.create_task(run_recorded(
+            ScheduledJob(key, action, timedelta(minutes=5)), store, now))
+        await asyncio.wait_for(streaming.wait(), 60)
+        [victim] = [p for p in our_descendants() if p.name() == "restic"]
+        victim.kill()
+        record = await asyncio.wait_for(task, 60)
+        assert record.state is RunState.FAILED, record
+        print(f"\nrestic killed mid-stream: {record.reason}")
+        assert record.reason and "signal 9" in record.reason, record.reason
+        assert snapshots_of(site, image) == []
+        assert our_descendants() == []
+        assert store.backup_digests(TENANT) == []
+
+
 async def test_failures_carry_restics_reason_and_still_remove_the_snapshot(
         site: SiteRecord, ceph: CephAccess, restic: Restic, work_dir: Path,
         tmp_path: Path) -> None:
