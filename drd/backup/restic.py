@@ -366,19 +366,17 @@ class Restic:
         return done
 
     async def _clear_lock_of_killed(self, action: str, done: Finished) -> None:
-        """A restic killed by a signal leaves its lock behind: SIGKILL past the grace, or
-        SIGPIPE when a restore's consumer quits early (Go dies of SIGPIPE on stdout even
-        when it is ignored). Its PID is reaped, so the lock is provably stale; clear it
-        now rather than let it block the next exclusive job."""
+        """A restic killed by a signal (SIGKILL past the grace; SIGPIPE when a restore's
+        consumer quits early) leaves its lock; its PID is reaped, so clear it now."""
         if done.exit_code >= 0:
             return
         try:
             report = await self.remove_stale_locks(holder_running)
         except ResticError as error:
-            log.warning("restic_lock_of_killed_not_cleared", action=action,
+            log.warning("lock of a killed restic not cleared", action=action,
                         signal=-done.exit_code, reason=str(error))
             return
-        log.info("restic_lock_of_killed_cleared", action=action, signal=-done.exit_code,
+        log.info("lock of a killed restic cleared", action=action, signal=-done.exit_code,
                  removed=list(report.removed), plan=report.plan.reason)
 
     def _outcome(self, action: str, done: Finished) -> Outcome:
