@@ -16,6 +16,7 @@ import pytest
 from drd.lab.description import LabDescription
 from drd.lab.lab_store import load_description
 from drd.lab.processes import is_running
+from tests.integration.descendants import note_test_start
 
 DRD = str(Path(sys.executable).with_name("drd"))
 TEST_BLOCK = os.environ.get("DRD_TEST_LAB_BLOCK", "77")
@@ -46,3 +47,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
         survivors = [p.entity for _, p in description.all_processes() if is_running(p)]
         assert down.returncode == 0, down.stderr
         assert not survivors, f"lab processes survived lab down: {survivors}"
+
+
+@pytest.fixture(autouse=True)
+def _note_test_start() -> None:
+    """For tests.integration.descendants: what the current test itself started."""
+    note_test_start()

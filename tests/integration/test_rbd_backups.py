@@ -41,6 +41,7 @@ from drd.domain.image_backups import backup_snapshot_name
 from drd.domain.replication_plan import ImageRef
 from drd.lab.description import LabDescription, SiteRecord
 from drd.state import BackupDigest, RunState, StateStore
+from tests.integration.descendants import our_descendants
 from tests.integration.rbd_images import MiB, image_sha256, pool
 from tests.integration.restic_repos import make_repository
 
@@ -147,11 +148,6 @@ def images_in(site: SiteRecord, namespace: str, prefix: str) -> list[str]:
 
 def files_in(directory: Path) -> list[str]:
     return [path.name for path in directory.iterdir()]
-
-
-def our_descendants() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE]
 
 
 def processes_mentioning(text: bytes) -> list[str]:

@@ -33,6 +33,7 @@ from drd.backup.restic_messages import BackupStatus
 from drd.backup.restic_outcome import OutcomeKind, RepositoryState
 from drd.backup.restic_process import Children, run
 from tests.integration import restic_repos
+from tests.integration.descendants import our_descendants
 from tests.integration.restic_repos import lock_ids, wait_for_locks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -137,11 +138,6 @@ def damage_largest_pack(repository: Path) -> Path:
         pack.seek(largest.stat().st_size // 2)
         pack.write(b"\0" * 64)
     return largest
-
-
-def our_descendants() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE]
 
 
 async def test_version_probe_accepts_the_installed_restic() -> None:
