@@ -56,18 +56,22 @@ WORK_NAME = "daemon-bench"  # the second daemon's files: /tmp/bench<BLOCK>/daemo
 class LabRun:
     """The lab the benchmark runs against; brings down only a lab it booted itself."""
 
-    def __init__(self, block: int, lab_dir: Path, reuse: Path | None) -> None:
+    def __init__(self, block: int, lab_dir: Path, reuse: Path | None,
+                 memstore_gib: int | None = None) -> None:
         self.block = block
         self.dir = reuse or lab_dir
         self.booted = reuse is None
+        self.memstore_gib = memstore_gib  # None: `lab up`'s default
 
     def up(self) -> LabDescription:
         if self.booted:
             if self.dir.exists():
                 self.down()  # left behind by an interrupted run of this benchmark
             started = time.monotonic()
-            result = _drd(["lab", "up", "--block", str(self.block), "--dir", str(self.dir)],
-                          LAB_UP_TIMEOUT_S)
+            args = ["lab", "up", "--block", str(self.block), "--dir", str(self.dir)]
+            if self.memstore_gib is not None:
+                args += ["--memstore-gib", str(self.memstore_gib)]
+            result = _drd(args, LAB_UP_TIMEOUT_S)
             if result.returncode != 0:
                 raise BenchError(f"lab up exited {result.returncode}:\n{result.stderr.strip()}")
             print(f"lab up on block {self.block} in {time.monotonic() - started:.1f} s",

@@ -5,6 +5,10 @@ repository side (drd.backup.repository_jobs, metering, verification).
 Every job first `prepare`s its repository (created if the policy allows, provably stale
 locks removed), at most once per PREPARE_EVERY per repository, and again after any
 failure, since a stale lock or a missing repository is what a failure is likely to be.
+One repository is prepared by one job at a time: jobs admitted together (two backups
+of a new tenant's images, or of tenants sharing a repository) would otherwise both run
+`restic init`, and two concurrent inits both exit 0 and leave a repository whose config
+and keys disagree, which restic then refuses to open ("config or key ... is damaged").
 Every snapshot carries `drd:tenant=<tenant>` and `drd:source=<source>`, which retention
 and metering select by. A restore test records each source it tests as a run of its own,
 so "last verified restorable" is per source, and raises the verification alert per source.
@@ -69,6 +73,7 @@ class SiteBackupActions:
         self.alerts = VerificationAlerts(metrics)
         self.metering = Metering(store, metrics, clock=clock)
         self._prepared: dict[str, float] = {}  # repository -> when, monotonic
+        self._preparing: dict[str, asyncio.Lock] = {}  # repository -> held while prepared
 
     async def started(self, tenants: list[str]) -> None:
         """On start: alerts and usage as the history left them."""
@@ -195,10 +200,12 @@ class SiteBackupActions:
     async def _prepare(self, plan: TenantBackup) -> RepositoryJobs:
         jobs = RepositoryJobs(plan.tenant, plan.repository, plan.policy, plan.restic,
                               alerts=self.alerts, metrics=self.metrics, clock=self.clock)
-        last = self._prepared.get(plan.repository)
-        if last is None or time.monotonic() - last > PREPARE_EVERY:
-            await jobs.prepare()
-            self._prepared[plan.repository] = time.monotonic()
+        async with self._preparing.setdefault(plan.repository, asyncio.Lock()):
+            # A job that waited here finds the repository just prepared by the other.
+            last = self._prepared.get(plan.repository)
+            if last is None or time.monotonic() - last > PREPARE_EVERY:
+                await jobs.prepare()
+                self._prepared[plan.repository] = time.monotonic()
         return jobs
 
 
