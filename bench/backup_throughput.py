@@ -1,0 +1,307 @@
+"""Backup throughput of one image: drd against the pipeline run by hand, side by side.
+
+Each round backs the same image up into a fresh repository (made beforehand and not
+timed, as `restic init` is not) in every way below, in alternating order (odd rounds
+as listed, even rounds reversed), so that load on the machine hits all alike:
+
+- `hand`: `rbd export IMAGE - | restic backup --stdin --stdin-filename NAME`, two
+  processes joined by an OS pipe, the password through RESTIC_PASSWORD_FILE;
+- `drd`: drd's job of one image (`back_up_rbd_source`): sweep, snapshot, restic with
+  `--stdin-from-command` running export_stream, which relays `rbd export` and hashes
+  it, cleanup, and the digest recorded in a state store. Right after it, `re-backup`
+  backs the unchanged image up again into the same repository;
+- with the breakdown on, two steps in between, run by the benchmark with drd's own
+  restic argv: `restic+rbd` (restic runs `rbd export` itself, drd's flags, no relay)
+  and `restic+relay` (restic runs export_stream, as drd has it do, without drd's
+  Python around it). hand -> restic+rbd is restic's flags and --stdin-from-command,
+  restic+rbd -> restic+relay the relay, restic+relay -> drd drd's own work per image.
+
+Every step also counts CPU seconds: its processes (reaped), the benchmark's own
+process (drd's Python and librados threads) and site a's OSD.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from time import monotonic
+from typing import Any, TypeVar
+
+from backup_lab import (
+    CLIENT,
+    MIB,
+    POOL,
+    CpuMeter,
+    CpuUse,
+    Workspace,
+    environment,
+    load_average,
+)
+from daemon_process import BenchError
+
+from drd.backup import restic_argv
+from drd.backup.actions import SOURCE_TAG_PREFIX
+from drd.backup.ceph_access import CephAccess
+from drd.backup.job_run import JobFailed
+from drd.backup.rbd_backup import back_up_rbd_source
+from drd.backup.restic import Restic, ResticRepository
+from drd.backup.restic_messages import (
+    BackupStatus,
+    BackupSummary,
+    ResticOutputError,
+    parse_message,
+)
+from drd.backup.restic_outcome import BackupResult
+from drd.backup.retention import tenant_tag
+from drd.backup.scheduler import utc_now
+from drd.domain.image_backups import image_file_name
+from drd.domain.replication_plan import ImageRef
+from drd.state import StateStore
+
+TENANT = "bench"
+SOURCE = "throughput"
+TAGS = (tenant_tag(TENANT), SOURCE_TAG_PREFIX + SOURCE)
+RETRY_LOCK = timedelta(minutes=1)  # Restic's default, so the flags are drd's
+STEP_TIMEOUT_S = 1800.0
+
+T = TypeVar("T")
+
+HAND, FROM_COMMAND, RELAYED, DRD = "hand", "restic+rbd", "restic+relay", "drd"
+REBACKUP = "re-backup"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One backup: its wall time, CPU, and what it added to the repository."""
+
+    seconds: float
+    cpu: CpuUse
+    bytes_added: int | None = None
+
+
+@dataclass(frozen=True)
+class DrdPhases:
+    """Where one drd backup's time went, in seconds."""
+
+    sweep: float  # removing leftover drd-backup-* snapshots (a librados connect)
+    snapshot: float  # taking the snapshot (another)
+    restic: float  # restic, as drd awaited it
+    restic_own: float  # restic's own total_duration, from its summary
+    cleanup: float  # removing the snapshot (another)
+    total: float
+
+    @property
+    def other(self) -> float:
+        """Python around the calls: the digest file and its record in the state store."""
+        return self.total - self.sweep - self.snapshot - self.restic - self.cleanup
+
+
+@dataclass
+class ThroughputRun:
+    size: int
+    steps: dict[str, list[Step]] = field(default_factory=dict)
+    phases: list[DrdPhases] = field(default_factory=list)
+
+    def add(self, name: str, step: Step) -> None:
+        self.steps.setdefault(name, []).append(step)
+
+
+@dataclass(frozen=True)
+class TimedCephAccess(CephAccess):
+    """CephAccess noting how long each call took (connect, work, shutdown)."""
+
+    calls: list[float] = field(default_factory=list, compare=False, hash=False)
+
+    async def call(self, work: Callable[[Any], T], *,
+                   stop: threading.Event | None = None) -> T:
+        began = monotonic()
+        try:
+            return await super().call(work, stop=stop)
+        finally:
+            self.calls.append(monotonic() - began)
+
+
+class TimedRestic(Restic):
+    """Restic noting each backup's time as drd awaited it and as restic reported it."""
+
+    def __init__(self, repository: ResticRepository) -> None:
+        super().__init__(repository, retry_lock=RETRY_LOCK)
+        self.backups: list[tuple[float, float]] = []
+
+    async def backup_from_command(
+            self, command: Sequence[str], *, stdin_filename: str, host: str,
+            tags: Sequence[str] = (), limit_upload_kib: int | None = None,
+            time: datetime | None = None,
+            progress: Callable[[BackupStatus], None] | None = None,
+            deadline: float | None = None) -> BackupResult:
+        began = monotonic()
+        result = await super().backup_from_command(
+            command, stdin_filename=stdin_filename, host=host, tags=tags,
+            limit_upload_kib=limit_upload_kib, time=time, progress=progress,
+            deadline=deadline)
+        own = result.summary.total_duration if result.summary else 0.0
+        self.backups.append((monotonic() - began, own))
+        return result
+
+
+class ThroughputBench:
+    """The image, its workspace and meters; `round` runs one round of every step."""
+
+    def __init__(self, conf: Path, ref: ImageRef, size: int, *, workspace: Workspace,
+                 store: StateStore, meter: CpuMeter, breakdown: bool) -> None:
+        self.conf, self.ref, self.size = conf, ref, size
+        self.workspace, self.store, self.meter = workspace, store, meter
+        self.order = [DRD, HAND, FROM_COMMAND, RELAYED] if breakdown else [DRD, HAND]
+        self.run = ThroughputRun(size)
+
+    def round(self, number: int) -> None:
+        order = self.order if number % 2 else self.order[::-1]
+        print(f"round {number} ({' -> '.join(order)}), load average {load_average()}",
+              flush=True)
+        for name in order:
+            repository = self.workspace.repository(f"{name.replace('+', '-')}-{number}")
+            try:
+                if name == DRD:
+                    self._drd(repository)
+                else:
+                    self._by_hand(name, repository)
+            finally:
+                self.workspace.remove_repository(repository)
+        drd, hand = self.run.steps[DRD][-1], self.run.steps[HAND][-1]
+        print(f"  drd / hand throughput this round: {hand.seconds / drd.seconds:.2f}; CPU "
+              f"{drd.cpu.total / hand.cpu.total:.2f} times the hand pipeline's", flush=True)
+
+    def _drd(self, repository: ResticRepository) -> None:
+        restic = TimedRestic(repository)
+        asyncio.run(restic.ensure_repository(initialise=True))
+        ceph = TimedCephAccess(self.conf, CLIENT)
+        step = self._timed(lambda: asyncio.run(self._back_up(restic, ceph)))
+        self._note(DRD, step)
+        if len(ceph.calls) != 3 or len(restic.backups) != 1:
+            raise BenchError(f"drd's backup made {len(ceph.calls)} Ceph calls and "
+                             f"{len(restic.backups)} restic backups, not 3 and 1")
+        sweep, snapshot, cleanup = ceph.calls
+        (awaited, own), = restic.backups
+        self.run.phases.append(DrdPhases(sweep, snapshot, awaited, own, cleanup,
+                                         step.seconds))
+        again = TimedRestic(repository)
+        self._note(REBACKUP, self._timed(
+            lambda: asyncio.run(self._back_up(again, CephAccess(self.conf, CLIENT)))))
+
+    async def _back_up(self, restic: Restic, ceph: CephAccess) -> int:
+        try:
+            outcome = await back_up_rbd_source(
+                restic, ceph, self.store, tenant=TENANT, source=SOURCE, images=[self.ref],
+                host=TENANT, tags=TAGS, work_dir=self.workspace.work_dir, clock=utc_now)
+        except JobFailed as failure:
+            raise BenchError(f"drd's backup failed: {failure.reason}") from None
+        return outcome.bytes_added or 0
+
+    def _by_hand(self, name: str, repository: ResticRepository) -> None:
+        env = environment(repository)
+        init = subprocess.run(["restic", "init", "--repo", repository.url], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        if init.returncode != 0:
+            raise BenchError(f"restic init failed: {init.stderr.strip()}")
+        if name == HAND:
+            step = self._timed(lambda: self._hand_pipeline(repository))
+        else:
+            relay = name == RELAYED
+            step = self._timed(lambda: self._restic_runs_export(repository, relay))
+        self._note(name, step)
+
+    def _hand_pipeline(self, repository: ResticRepository) -> int | None:
+        """`rbd export | restic backup --stdin`, as an operator would type it."""
+        logs = self.workspace.root
+        export_argv = ["rbd", "-c", str(self.conf), "--id", CLIENT, "export", "--no-progress",
+                       f"{POOL}/{self.ref.name}", "-"]
+        restic_argv_ = ["restic", "backup", "--repo", repository.url, "--stdin",
+                        "--stdin-filename", image_file_name(self.ref)]
+        with (logs / "hand-export.log").open("wb") as export_log, \
+                (logs / "hand-restic.log").open("wb") as restic_log:
+            export = subprocess.Popen(export_argv, stdout=subprocess.PIPE, stderr=export_log,
+                                      start_new_session=True)
+            processes = [export]
+            try:
+                assert export.stdout is not None
+                processes.append(subprocess.Popen(
+                    restic_argv_, stdin=export.stdout, stdout=restic_log,
+                    stderr=subprocess.STDOUT, env=environment(repository),
+                    start_new_session=True))
+                export.stdout.close()  # restic holds the read end; rbd sees it go
+                codes = [process.wait(timeout=STEP_TIMEOUT_S) for process in processes]
+            finally:
+                for process in processes:
+                    _stop(process)
+        output = (logs / "hand-restic.log").read_text(errors="replace")
+        if codes != [0, 0] or "processed 1 files" not in output:
+            raise BenchError(f"the hand pipeline failed: rbd export exited {codes[0]}, "
+                             f"restic {codes[-1]}: {output.strip()[-500:]}")
+        return None
+
+    def _restic_runs_export(self, repository: ResticRepository, relay: bool) -> int | None:
+        """restic with drd's argv, running `rbd export` itself or through the relay."""
+        export = CephAccess(self.conf, CLIENT).rbd("export", "--no-progress",
+                                                   f"{POOL}/{self.ref.name}", "-")
+        digest_file = self.workspace.work_dir / "relayed.sha256"
+        command = ([sys.executable, "-m", "drd.backup.export_stream", "--digest-file",
+                    str(digest_file), "--", *export] if relay else export)
+        argv = restic_argv.backup_from_command(
+            repository.url, command, stdin_filename=image_file_name(self.ref), host=TENANT,
+            tags=TAGS, retry_lock=RETRY_LOCK)
+        process = subprocess.Popen(["restic", *argv], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=environment(repository),
+                                   start_new_session=True)
+        try:
+            out, err = process.communicate(timeout=STEP_TIMEOUT_S)
+        finally:
+            _stop(process)
+        digest_file.unlink(missing_ok=True)
+        summary = _summary(out.decode(errors="replace"))
+        if process.returncode != 0 or summary is None or \
+                summary.total_bytes_processed != self.size:
+            raise BenchError(f"restic exited {process.returncode} having read "
+                             f"{summary.total_bytes_processed if summary else '?'} bytes: "
+                             f"{err.decode(errors='replace').strip()[-500:]}")
+        return summary.data_added
+
+    def _timed(self, work: Callable[[], int | None]) -> Step:
+        self.meter.start()
+        began = monotonic()
+        added = work()
+        return Step(monotonic() - began, self.meter.stop(), added)
+
+    def _note(self, name: str, step: Step) -> None:
+        self.run.add(name, step)
+        cpu = step.cpu
+        added = "" if step.bytes_added is None else \
+            f", added {step.bytes_added / MIB:.2f} MiB"
+        print(f"  {name:<13}{step.seconds:6.1f} s {self.size / MIB / step.seconds:6.1f} MiB/s"
+              f"  CPU {cpu.total:5.1f} s (processes {cpu.children:.1f}, bench {cpu.own:.1f}, "
+              f"OSD {cpu.osd:.1f}){added}", flush=True)
+
+
+def _summary(stdout: str) -> BackupSummary | None:
+    for line in reversed(stdout.splitlines()):
+        try:
+            message = parse_message(line)
+        except ResticOutputError:
+            continue
+        if isinstance(message, BackupSummary):
+            return message
+    return None
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of a step's process group (only on failure or Ctrl-C: restic
+    reaps its command, which reaps rbd) and reap the process."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # its own session: its own group
+    process.wait()
