@@ -3,8 +3,8 @@ of an unchanged image, and many tenants backing up at once.
 
 It boots a lab (or reuses one) and works on site a with drd's own code and real restic:
 1. throughput: a 1 GiB image of random data backed up by drd's job of one image and by
-   `rbd export | restic backup --stdin` run by hand, side by side in alternating order
-   over several rounds, each into a fresh repository, with the steps in between that
+   `rbd export | restic backup --stdin` run by hand, side by side, each first in every
+   other round, each into a fresh repository, with the steps in between that
    show where drd's extra time goes (bench/backup_throughput.py);
 2. re-backup: after each of drd's backups, the unchanged image again into the same
    repository: the time and the bytes it added;
@@ -15,7 +15,7 @@ It boots a lab (or reuses one) and works on site a with drd's own code and real 
 It prints figures and their ratio to the targets. It exits 0 whatever the figures, and 1
 when there was nothing to measure or the history and the repositories disagree.
 
-    .venv/bin/python bench/backup.py [--part all|throughput|tenants] [--rounds 3]
+    .venv/bin/python bench/backup.py [--part all|throughput|tenants] [--rounds 4]
         [--block 66] [--dir /tmp/bench66/lab] [--reuse-lab DIR]
 """
 
@@ -176,8 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--part", choices=("all", "throughput", "tenants"), default="all",
                         help="what to measure (default all)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="throughput: rounds, each with every way (default 3)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="throughput: rounds, each with every way; an even number "
+                             "puts drd first as often as hand (default 4)")
     parser.add_argument("--size-mib", type=int, default=1024,
                         help="throughput: image size in MiB (default 1024)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",

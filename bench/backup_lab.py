@@ -195,6 +195,8 @@ class MemorySampler:
             total, restics = 0, 0
             for child in psutil.Process().children(recursive=True):
                 try:
+                    if child.status() == psutil.STATUS_ZOMBIE:
+                        continue  # ended, not reaped yet: its successor may already run
                     total += child.memory_info().rss
                     restics += child.name() == "restic"
                 except psutil.Error:

@@ -1,17 +1,19 @@
 """Backup throughput of one image: drd against the pipeline run by hand, side by side.
 
 Each round backs the same image up into a fresh repository (made beforehand and not
-timed, as `restic init` is not) in every way below, in alternating order (odd rounds
-as listed, even rounds reversed), so that load on the machine hits all alike:
+timed, as `restic init` is not) in every way below. drd and hand run side by side,
+drd first in odd rounds and hand first in even ones, so that load on the machine that
+rises or falls over two rounds hits both alike; the two steps between them follow,
+alternating likewise, and the re-backup ends the round:
 
 - `hand`: `rbd export IMAGE - | restic backup --stdin --stdin-filename NAME`, two
   processes joined by an OS pipe, the password through RESTIC_PASSWORD_FILE;
 - `drd`: drd's job of one image (`back_up_rbd_source`): sweep, snapshot, restic with
   `--stdin-from-command` running export_stream, which relays `rbd export` and hashes
-  it, cleanup, and the digest recorded in a state store. Right after it, `re-backup`
-  backs the unchanged image up again into the same repository;
-- with the breakdown on, two steps in between, run by the benchmark with drd's own
-  restic argv: `restic+rbd` (restic runs `rbd export` itself, drd's flags, no relay)
+  it, cleanup, and the digest recorded in a state store. At the end of the round,
+  `re-backup` backs the unchanged image up again into the repository drd filled;
+- with the breakdown on (the default), two more steps, run by the benchmark with drd's
+  own restic argv: `restic+rbd` (restic runs `rbd export` itself, drd's flags, no relay)
   and `restic+relay` (restic runs export_stream, as drd has it do, without drd's
   Python around it). hand -> restic+rbd is restic's flags and --stdin-from-command,
   restic+rbd -> restic+relay the relay, restic+relay -> drd drd's own work per image.
@@ -158,22 +160,36 @@ class ThroughputBench:
                  store: StateStore, meter: CpuMeter, breakdown: bool) -> None:
         self.conf, self.ref, self.size = conf, ref, size
         self.workspace, self.store, self.meter = workspace, store, meter
-        self.order = [DRD, HAND, FROM_COMMAND, RELAYED] if breakdown else [DRD, HAND]
+        self.breakdown = breakdown
         self.run = ThroughputRun(size)
 
+    def order(self, number: int) -> list[str]:
+        """drd and hand always side by side, each first in every other round; then the
+        two steps between them, likewise. Load that rises or falls over two rounds so
+        hits drd and hand alike."""
+        pair, between = [DRD, HAND], [FROM_COMMAND, RELAYED] if self.breakdown else []
+        if number % 2 == 0:
+            pair, between = pair[::-1], between[::-1]
+        return pair + between
+
     def round(self, number: int) -> None:
-        order = self.order if number % 2 else self.order[::-1]
-        print(f"round {number} ({' -> '.join(order)}), load average {load_average()}",
-              flush=True)
-        for name in order:
-            repository = self.workspace.repository(f"{name.replace('+', '-')}-{number}")
-            try:
+        order = self.order(number)
+        print(f"round {number} ({' -> '.join(order)} -> {REBACKUP}), load average "
+              f"{load_average()}", flush=True)
+        kept = self.workspace.repository(f"drd-{number}")
+        try:
+            for name in order:
                 if name == DRD:
-                    self._drd(repository)
-                else:
+                    self._drd(kept)
+                    continue
+                repository = self.workspace.repository(f"{name.replace('+', '-')}-{number}")
+                try:
                     self._by_hand(name, repository)
-            finally:
-                self.workspace.remove_repository(repository)
+                finally:
+                    self.workspace.remove_repository(repository)
+            self._rebackup(kept)
+        finally:
+            self.workspace.remove_repository(kept)
         drd, hand = self.run.steps[DRD][-1], self.run.steps[HAND][-1]
         print(f"  drd / hand throughput this round: {hand.seconds / drd.seconds:.2f}; CPU "
               f"{drd.cpu.total / hand.cpu.total:.2f} times the hand pipeline's", flush=True)
@@ -191,6 +207,9 @@ class ThroughputBench:
         (awaited, own), = restic.backups
         self.run.phases.append(DrdPhases(sweep, snapshot, awaited, own, cleanup,
                                          step.seconds))
+
+    def _rebackup(self, repository: ResticRepository) -> None:
+        """drd's backup of the unchanged image into the repository drd's step filled."""
         again = TimedRestic(repository)
         self._note(REBACKUP, self._timed(
             lambda: asyncio.run(self._back_up(again, CephAccess(self.conf, CLIENT)))))
@@ -218,7 +237,13 @@ class ThroughputBench:
         self._note(name, step)
 
     def _hand_pipeline(self, repository: ResticRepository) -> int | None:
-        """`rbd export | restic backup --stdin`, as an operator would type it."""
+        """`rbd export | restic backup --stdin`, as an operator would type it.
+
+        Both stay in the benchmark's session, as a shell keeps a pipeline in one: the
+        kernel's autogroup scheduling shares CPU between sessions, and drd's restic,
+        relay and rbd share the one session drd starts restic in. A session each would
+        give the hand pipeline two shares against other load, and drd one.
+        """
         logs = self.workspace.root
         export_argv = ["rbd", "-c", str(self.conf), "--id", CLIENT, "export", "--no-progress",
                        f"{POOL}/{self.ref.name}", "-"]
@@ -226,20 +251,18 @@ class ThroughputBench:
                         "--stdin-filename", image_file_name(self.ref)]
         with (logs / "hand-export.log").open("wb") as export_log, \
                 (logs / "hand-restic.log").open("wb") as restic_log:
-            export = subprocess.Popen(export_argv, stdout=subprocess.PIPE, stderr=export_log,
-                                      start_new_session=True)
+            export = subprocess.Popen(export_argv, stdout=subprocess.PIPE, stderr=export_log)
             processes = [export]
             try:
                 assert export.stdout is not None
                 processes.append(subprocess.Popen(
                     restic_argv_, stdin=export.stdout, stdout=restic_log,
-                    stderr=subprocess.STDOUT, env=environment(repository),
-                    start_new_session=True))
+                    stderr=subprocess.STDOUT, env=environment(repository)))
                 export.stdout.close()  # restic holds the read end; rbd sees it go
                 codes = [process.wait(timeout=STEP_TIMEOUT_S) for process in processes]
             finally:
                 for process in processes:
-                    _stop(process)
+                    _stop(process, group=False)
         output = (logs / "hand-restic.log").read_text(errors="replace")
         if codes != [0, 0] or "processed 1 files" not in output:
             raise BenchError(f"the hand pipeline failed: rbd export exited {codes[0]}, "
@@ -262,7 +285,7 @@ class ThroughputBench:
         try:
             out, err = process.communicate(timeout=STEP_TIMEOUT_S)
         finally:
-            _stop(process)
+            _stop(process, group=True)
         digest_file.unlink(missing_ok=True)
         summary = _summary(out.decode(errors="replace"))
         if process.returncode != 0 or summary is None or \
@@ -299,9 +322,13 @@ def _summary(stdout: str) -> BackupSummary | None:
     return None
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Kill what is left of a step's process group (only on failure or Ctrl-C: restic
-    reaps its command, which reaps rbd) and reap the process."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: its own group
+def _stop(process: subprocess.Popen[bytes], *, group: bool) -> None:
+    """Kill a step's process if it still runs (only on failure or Ctrl-C) and reap it;
+    with `group`, what is left of the session it leads too (restic reaps its command,
+    which reaps rbd, so normally nothing is)."""
+    if group:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    elif process.poll() is None:
+        process.kill()
     process.wait()
