@@ -99,3 +99,14 @@ def disk_bytes(directory: Path) -> int:
 def largest_pack(repository: Path) -> Path:
     packs = [p for p in (repository / "data").rglob("*") if p.is_file()]
     return max(packs, key=lambda p: p.stat().st_size)
+
+
+def damage_largest_pack(repository: Path) -> Path:
+    """Zero 64 bytes in the middle of the repository's largest pack file."""
+    packs = [p for p in (repository / "data").rglob("*") if p.is_file()]
+    largest = max(packs, key=lambda p: p.stat().st_size)
+    largest.chmod(0o600)
+    with largest.open("r+b") as pack:
+        pack.seek(largest.stat().st_size // 2)
+        pack.write(b"\0" * 64)
+    return largest

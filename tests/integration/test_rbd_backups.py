@@ -43,7 +43,7 @@ from drd.lab.description import LabDescription, SiteRecord
 from drd.state import BackupDigest, RunState, StateStore
 from tests.integration.descendants import our_descendants
 from tests.integration.rbd_images import MiB, image_sha256, pool
-from tests.integration.restic_repos import make_repository
+from tests.integration.restic_repos import damage_largest_pack, make_repository
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -438,16 +438,6 @@ async def test_restore_tests_pass_when_intact_and_fail_loudly_when_damaged(
                                     file_name=image_file_name(image), target=kept, force=True)
         assert sha256_of(site, kept) == before
         assert images_in(site, NAMESPACE, "drd-re") == []
-
-
-def damage_largest_pack(repository: Path) -> Path:
-    packs = [p for p in (repository / "data").rglob("*") if p.is_file()]
-    largest = max(packs, key=lambda p: p.stat().st_size)
-    largest.chmod(0o600)
-    with largest.open("r+b") as pack:
-        pack.seek(largest.stat().st_size // 2)
-        pack.write(b"\0" * 64)
-    return largest
 
 
 async def test_the_password_never_appears_in_any_process_argv(

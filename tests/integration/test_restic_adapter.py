@@ -34,7 +34,7 @@ from drd.backup.restic_outcome import OutcomeKind, RepositoryState
 from drd.backup.restic_process import Children, run
 from tests.integration import restic_repos
 from tests.integration.descendants import our_descendants
-from tests.integration.restic_repos import lock_ids, wait_for_locks
+from tests.integration.restic_repos import damage_largest_pack, lock_ids, wait_for_locks
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -128,16 +128,6 @@ def scan_cmdlines(secret: bytes) -> int:
                 assert secret not in environ
                 assert b"RESTIC_PASSWORD_FILE=" in environ
     return seen
-
-
-def damage_largest_pack(repository: Path) -> Path:
-    packs = [p for p in (repository / "data").rglob("*") if p.is_file()]
-    largest = max(packs, key=lambda p: p.stat().st_size)
-    largest.chmod(0o600)
-    with largest.open("r+b") as pack:
-        pack.seek(largest.stat().st_size // 2)
-        pack.write(b"\0" * 64)
-    return largest
 
 
 async def test_version_probe_accepts_the_installed_restic() -> None:
