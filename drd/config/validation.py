@@ -32,6 +32,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _SHOWN_VALUE_CHARS = 40
 _KEY_TAG = "[key]"
+_DISCRIMINATOR = "type"  # the key that tells the members of a tagged union apart
 
 
 class RuleViolationLike(Protocol):
@@ -75,7 +76,7 @@ def validate(model_class: type[ModelT], document: YamlDocument,
         model = model_class.model_validate(data)
     except ValidationError as error:
         issues += [_field_issue(model_class, document, detail)
-                   for detail in error.errors(include_url=False)]
+                   for detail in error.errors(include_url=False) if not _echo(detail)]
         issues += _partial_cross_field_issues(model_class, data, document)
         raise ConfigError(issues) from error
     issues += _cross_field_issues(model, frozenset(model_class.model_fields), document)
@@ -133,8 +134,21 @@ def _not_a_mapping(model_class: type[BaseModel], document: YamlDocument) -> Conf
 def _field_issue(model_class: type[BaseModel], document: YamlDocument,
                  detail: ErrorDetails) -> ConfigIssue:
     path = _document_path(document.data, detail["loc"])
-    message = _message(model_class, path, detail)
+    if detail["type"] == "union_tag_invalid":
+        path = (*path, _DISCRIMINATOR)  # the line of the wrong tag, not of its mapping
+    message = _message(model_class, path, detail, document.data)
     return ConfigIssue(document.file, document.line_of(path), path, message)
+
+
+def _echo(detail: ErrorDetails) -> bool:
+    """pydantic's "too short" for a list whose items failed: the items' errors say it all.
+
+    A tuple that has items and fails on one of them is also reported as having fewer
+    items "after validation"; people wrote the items, so that report only misleads.
+    """
+    value, ctx = detail["input"], detail.get("ctx") or {}
+    return (detail["type"] == "too_short" and isinstance(value, list)
+            and len(value) >= int(ctx.get("min_length", 0)))
 
 
 def _document_path(data: Any, loc: tuple[str | int, ...]) -> YamlPath:
@@ -143,6 +157,8 @@ def _document_path(data: Any, loc: tuple[str | int, ...]) -> YamlPath:
     current: Any = data
     for part in loc:
         if isinstance(current, dict):
+            if part not in current and current.get(_DISCRIMINATOR) == part:
+                continue  # a tagged union's tag (a runbook step's type), not a key
             if part == _KEY_TAG and part not in current:
                 break  # pydantic's tag for "the key before me is invalid"; that key is the path
             path.append(part if isinstance(part, str) else str(part))
@@ -156,16 +172,22 @@ def _document_path(data: Any, loc: tuple[str | int, ...]) -> YamlPath:
     return tuple(path)
 
 
-def _message(model_class: type[BaseModel], path: YamlPath, detail: ErrorDetails) -> str:
+def _message(model_class: type[BaseModel], path: YamlPath, detail: ErrorDetails,
+             data: Any) -> str:
     kind = detail["type"]
     ctx: dict[str, Any] = dict(detail.get("ctx") or {})
     value = detail["input"]
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(model_class, path[:-1])
+        allowed = _allowed_keys(model_class, path[:-1], data)
         listing = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return f"unknown key '{path[-1]}' is not allowed{listing}"
+    if kind == "union_tag_invalid":
+        return (f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} "
+                f"{ctx.get('tag')!r}; must be one of {ctx.get('expected_tags')}")
+    if kind == "union_tag_not_found":
+        return f"required key {ctx.get('discriminator', 'type')} is missing"
     if kind == "invalid_key":
         return "keys must be text"
     if kind in ("enum", "literal_error"):
@@ -250,11 +272,17 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _allowed_keys(model_class: type[BaseModel], path: YamlPath) -> list[str]:
-    """The field names of the model found at `path`, or [] if it is not a model."""
+def _allowed_keys(model_class: type[BaseModel], path: YamlPath, data: Any) -> list[str]:
+    """The field names of the model found at `path`, or [] if it is not a model.
+
+    `data` is walked alongside, to pick the member of a tagged union its `type` names.
+    """
     annotation: Any = model_class
     for part in path:
-        annotation = _unwrap_optional(annotation)
+        annotation = _tagged_member(_unwrap_optional(annotation), data)
+        data = data.get(part) if isinstance(data, dict) else (
+            data[part] if isinstance(data, list) and isinstance(part, int)
+            and part < len(data) else None)
         if isinstance(part, int):
             if get_origin(annotation) not in (list, tuple):
                 return []
@@ -263,8 +291,23 @@ def _allowed_keys(model_class: type[BaseModel], path: YamlPath) -> list[str]:
             annotation = _keys(annotation)[part].annotation
         else:
             return []
-    annotation = _unwrap_optional(annotation)
+    annotation = _tagged_member(_unwrap_optional(annotation), data)
     return list(_keys(annotation)) if _is_model(annotation) else []
+
+
+def _tagged_member(annotation: Any, data: Any) -> Any:
+    """The member of a tagged union (`Annotated[A | B, Field(discriminator=...)]`) that
+    `data`'s tag names; any other annotation as it is."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, types.UnionType) or not isinstance(data, dict):
+        return annotation
+    tag = data.get(_DISCRIMINATOR)
+    for member in get_args(annotation):
+        field = _keys(member).get(_DISCRIMINATOR) if _is_model(member) else None
+        if field is not None and tag in get_args(field.annotation):
+            return member
+    return annotation
 
 
 def _keys(model_class: type[BaseModel]) -> dict[str, FieldInfo]:
