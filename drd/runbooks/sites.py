@@ -1,0 +1,52 @@
+"""SiteAccess from a site config: this site's cluster and each peer's that the config
+gives a ceph.conf for, and peer reachability from the heartbeats."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from drd.ceph.cluster import ClusterHandle
+from drd.domain.site_config import SiteConfig
+from drd.runbooks.step_api import StepFailed
+
+# A runbook step may wait on a cluster that is going away; it must not hang on it.
+CEPH_DEADLINE_SECONDS = 10.0
+
+
+class ConfiguredSites:
+    """Implements step_api.SiteAccess. Handles are opened on first use, closed by `close`."""
+
+    def __init__(self, config: SiteConfig,
+                 reachable: Callable[[str], bool] = lambda _site: True) -> None:
+        self._config = config
+        self._reachable = reachable
+        self._handles: dict[str, ClusterHandle] = {}
+
+    def ceph_conf(self, site: str) -> str:
+        return str(self._conf(site))
+
+    def cluster(self, site: str) -> ClusterHandle:
+        if site not in self._handles:
+            self._handles[site] = ClusterHandle(self._conf(site), self._config.ceph.client,
+                                                CEPH_DEADLINE_SECONDS)
+        return self._handles[site]
+
+    def peer_reachable(self, site: str) -> bool:
+        return site == self._config.site.name or self._reachable(site)
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+
+    def _conf(self, site: str) -> Path:
+        if site == self._config.site.name:
+            return self._config.ceph.conf
+        peer = next((p for p in self._config.peers if p.name == site), None)
+        if peer is None:
+            known = ", ".join([self._config.site.name, *(p.name for p in self._config.peers)])
+            raise StepFailed(f"site {site!r} is not known here (known: {known})")
+        if peer.ceph_conf is None:
+            raise StepFailed(f"site {self._config.site.name} cannot reach site {site}'s Ceph: "
+                             f"its config gives no peers[].ceph_conf for {site}; run the "
+                             f"runbook on a site that can")
+        return peer.ceph_conf
