@@ -110,6 +110,7 @@ class DrillVerifyParams(_Model):
 
 
 class _Step(_Model):
+    type: str  # each step type narrows it to its Literal: the union's tag
     name: str = Field(pattern=STEP_NAME_PATTERN, description="Unique in the runbook.")
     timeout: PositiveDuration = Field(default="5m", validate_default=True)
     retry: Retry = Retry()
