@@ -24,9 +24,13 @@ from drd.backup.views import (
 )
 from drd.domain.access import Principal
 from drd.replication.views import RpoReport, TenantProtection
+from drd.runbooks.service import RunbookService
 
 
 class DaemonContext(Protocol):
+    @property
+    def runbooks(self) -> RunbookService | None: ...
+
     @property
     def tokens(self) -> TokenRegistry: ...
 

@@ -11,6 +11,7 @@ from drd.api.errors import ApiError, invalid_body
 from drd.api.keys import CONTEXT, PRINCIPAL, ROUTES
 from drd.api.openapi import openapi_document
 from drd.api.routes import Route
+from drd.api.runbook_handlers import RUNBOOK_ROUTES
 from drd.api.schemas import (
     AuditList,
     HeartbeatIn,
@@ -160,4 +161,5 @@ ALL_ROUTES = [
     Route("GET", "/v1/openapi.json", openapi, Access.SITE,
           "This API's OpenAPI document"),
     *BACKUP_ROUTES,
+    *RUNBOOK_ROUTES,
 ]

@@ -24,6 +24,11 @@ COMMANDS = {
     "lab": "drd.cli.lab:lab",
     "backup": "drd.cli.backup_cmd:backup",
     "restore": "drd.cli.backup_cmd:restore",
+    "runbook": "drd.cli.runbook_cmd:runbook",
+    "drill": "drd.cli.shortcut_cmds:drill",
+    "switchover": "drd.cli.shortcut_cmds:switchover",
+    "failover": "drd.cli.shortcut_cmds:failover",
+    "failback": "drd.cli.shortcut_cmds:failback",
 }
 
 

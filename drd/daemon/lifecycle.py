@@ -36,6 +36,8 @@ from drd.domain.site_config import SiteConfig
 from drd.replication.bucket_sync import BucketSyncService, ZonePeer
 from drd.replication.policies import PolicyBook
 from drd.replication.service import ReplicationService
+from drd.runbooks.library import step_executors
+from drd.runbooks.service import RunbookService
 from drd.state.store import StateStore
 
 log = structlog.get_logger()
@@ -80,6 +82,10 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     runtime = SiteRuntime(loaded=loaded, store=store, metrics=metrics, started_at=started_at,
                           tick_seconds=TICK_SECONDS, probe_seconds=PROBE_SECONDS,
                           policy_book=policy_book)
+    runtime.runbooks = RunbookService(config, store, step_executors(),
+                                      policies=lambda: policy_book.policies,
+                                      reachable=runtime.peer_reachable)
+    await runtime.runbooks.load(config)
     probe = CephProbe(ClusterHandle(config.ceph.conf, config.ceph.client,
                                     CEPH_DEADLINE_SECONDS), CEPH_DEADLINE_SECONDS)
     signals = _install_signal_handlers()
@@ -120,6 +126,7 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                 task.cancel()
     finally:
         await runner.cleanup()  # stops listening, waits for in-flight requests
+        await runtime.runbooks.close()  # runs stay open in the journal, to be resumed
         probe.close()
         replication.close()
         await asyncio.to_thread(store.close)
@@ -222,6 +229,8 @@ async def reload_config(runtime: SiteRuntime, path: Path) -> str:
         return "refused"
     runtime.swap_config(loaded)
     await runtime.policy_book.load(loaded.config)
+    if runtime.runbooks is not None:
+        await runtime.runbooks.load(loaded.config)
     configure_logging(loaded.config.log.level, loaded.config.site.name)
     log.info("config reloaded", peers=[p.name for p in loaded.config.peers])
     await runtime.record_audit(SIGHUP_ACTOR, "SIGHUP reload", str(path), "ok",

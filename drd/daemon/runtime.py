@@ -9,7 +9,7 @@ librados) goes to worker threads.
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from drd import __version__
 from drd.api.metrics import DaemonMetrics
@@ -35,6 +35,7 @@ from drd.domain.site_config import SiteConfig
 from drd.replication.policies import PolicyBook
 from drd.replication.reporting import rpo_report, tenant_protection
 from drd.replication.views import RpoReport, TenantProtection
+from drd.runbooks.service import RunbookService
 from drd.state.records import AuditResult
 from drd.state.store import StateStore
 
@@ -59,8 +60,9 @@ class SiteRuntime(BackupContext):
 
     def __init__(self, *, loaded: LoadedConfig, store: StateStore, metrics: DaemonMetrics,
                  started_at: datetime, tick_seconds: float, probe_seconds: float,
-                 policy_book: PolicyBook) -> None:
+                 policy_book: PolicyBook, runbooks: RunbookService | None = None) -> None:
         self.loaded = loaded
+        self.runbooks = runbooks
         self.policy_book = policy_book
         self.store = store
         self._metrics = metrics
@@ -93,6 +95,15 @@ class SiteRuntime(BackupContext):
         self.loaded = loaded
         self.peers = {p.name: self.peers.get(p.name, PeerObservation())
                       for p in loaded.config.peers}
+
+    def peer_reachable(self, name: str) -> bool:
+        """Whether peer `name` answered heartbeats recently enough to count as reachable."""
+        observation = self.peers.get(name)
+        if observation is None:
+            return False
+        beat = self.config.heartbeat
+        return judge_peer(observation, datetime.now(UTC), beat.interval_seconds,
+                          beat.lost_after_missed).reachable
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()

@@ -169,7 +169,7 @@ class RunbookEngine:
                 context = self._context(record.id, runbook.kind, target,
                                         journal.facts(steps), order)
                 await self._run_group(record.id, group, [s.step for s in todo], context)
-                steps = await self._progress(record.id, runbook)
+                steps = await self.progress(record.id, runbook)
                 stop = journal.blocking([s for s in steps if s.group == group.name])
                 if stop is not None and journal.waits_for_operator(stop):
                     bound.warning("runbook paused for an operator", step=stop.step.name)
@@ -256,7 +256,7 @@ class RunbookEngine:
 
     # -- journal ---------------------------------------------------------------------
 
-    async def _progress(self, run_id: int, runbook: Runbook) -> list[journal.StepProgress]:
+    async def progress(self, run_id: int, runbook: Runbook) -> list[journal.StepProgress]:
         jobs = await asyncio.to_thread(self._store.list_jobs, JOURNAL_LIMIT, run_id)
         attempts = [journal.Attempt(j.name, j.state.value, j.started_at, j.finished_at,
                                     dict(j.detail)) for j in jobs]
@@ -265,7 +265,7 @@ class RunbookEngine:
     async def _close_interrupted(self, record: RunRecord,
                                  runbook: Runbook) -> list[journal.StepProgress]:
         """Finish the attempts a crash left open, as failed, so they run again."""
-        steps = await self._progress(record.id, runbook)
+        steps = await self.progress(record.id, runbook)
         for step in journal.interrupted(steps):
             assert step.latest is not None
             jobs = await asyncio.to_thread(self._store.list_jobs, JOURNAL_LIMIT, record.id)
@@ -275,13 +275,13 @@ class RunbookEngine:
                         self._store.finish_job, job.id, RunState.FAILED, self._now(),
                         {"error": "interrupted: the daemon stopped during this step; it "
                                   "runs again on resume"})
-        return await self._progress(record.id, runbook)
+        return await self.progress(record.id, runbook)
 
     async def _finish(self, record: RunRecord, state: RunState, detail: dict[str, Any],
                       steps: list[journal.StepProgress] | None = None) -> RunRecord:
         ended = self._now()
         if steps is None:
-            steps = await self._progress(record.id, self.runbook_of(record))
+            steps = await self.progress(record.id, self.runbook_of(record))
         summary = {**detail, "report": journal.report(steps, record.started_at, ended)}
         return await asyncio.to_thread(self._store.finish_run, record.id, state, ended,
                                        summary)

@@ -36,6 +36,7 @@ from drd.config.yaml_document import ConfigError, ConfigIssue
 from drd.domain.access import Principal
 from drd.domain.site import SiteKind
 from drd.replication.views import RpoReport, TenantProtection
+from drd.runbooks.service import RunbookService
 
 Client = TestClient[Request, Application]
 TOKENS = {"operator": "drd_op", "peer": "drd_peer_b", "water": "drd_water"}
@@ -56,6 +57,7 @@ class FakeDaemon:
     )))
     metrics: DaemonMetrics = field(default_factory=lambda: DaemonMetrics("a", "production",
                                                                            "0.1.0"))
+    runbooks: RunbookService | None = None
 
     def status(self, now: datetime) -> SiteStatus:
         return SiteStatus(site="a", kind=SiteKind.PRODUCTION, version="0.1.0", started_at=NOW,

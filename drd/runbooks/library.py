@@ -1,0 +1,8 @@
+"""The step library: every step type this daemon can run, by the name runbooks use."""
+
+from drd.runbooks.operator_steps import operator_executors
+from drd.runbooks.step_api import StepExecutor
+
+
+def step_executors() -> dict[str, StepExecutor]:
+    return {**operator_executors()}
