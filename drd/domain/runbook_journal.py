@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from drd.domain.runbook import Runbook
+from drd.domain.runbook import Runbook, RunTarget
 from drd.domain.runbook_steps import AnyStep, OnFailure
 
 PAUSED_KEY = "paused"  # in a cancelled attempt's detail: why it waits for an operator
@@ -101,6 +101,31 @@ def waits_for_operator(step: StepProgress) -> bool:
     """A paused gate, or a failure whose runbook says `on_failure: pause`."""
     return step.state is StepState.PAUSED or (
         step.state is StepState.FAILED and step.step.on_failure is OnFailure.PAUSE)
+
+
+def cleanly_demoted(steps: list[StepProgress], target: RunTarget) -> frozenset[str]:
+    """Sites this run demoted and then proved replayed in full elsewhere: a succeeded
+    rbd_demote of the site, followed by a succeeded wait_in_sync from it.
+
+    Such a site provably holds nothing newer than its peer, so a split-brain Ceph
+    reports on it afterwards may be repaired by resync without asking anyone. Anything
+    else (a failover's stale copies, a demotion not waited out) needs an operator to
+    confirm the winner.
+    """
+    demoted: dict[str, datetime] = {}
+    clean: set[str] = set()
+    for step in steps:
+        if step.state is not StepState.SUCCEEDED or step.latest is None:
+            continue
+        finished = step.latest.finished_at or step.latest.started_at
+        params = getattr(step.step, "params", None)
+        if step.step.type == "rbd_demote":
+            demoted[target.site(params.site)] = finished  # type: ignore[union-attr]
+        elif step.step.type == "wait_in_sync":
+            primary = target.site(params.primary)  # type: ignore[union-attr]
+            if primary in demoted and step.latest.started_at >= demoted[primary]:
+                clean.add(primary)
+    return frozenset(clean)
 
 
 def facts(steps: list[StepProgress]) -> dict[str, dict[str, Any]]:

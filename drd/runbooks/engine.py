@@ -166,8 +166,10 @@ class RunbookEngine:
                     continue
                 bound.info("runbook group starts", group=group.name,
                            steps=[s.step.name for s in todo])
-                context = self._context(record.id, runbook.kind, target,
-                                        journal.facts(steps), order)
+                context = replace(
+                    self._context(record.id, runbook.kind, target, journal.facts(steps),
+                                  order),
+                    cleanly_demoted=journal.cleanly_demoted(steps, target))
                 await self._run_group(record.id, group, [s.step for s in todo], context)
                 steps = await self.progress(record.id, runbook)
                 stop = journal.blocking([s for s in steps if s.group == group.name])
