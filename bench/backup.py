@@ -4,8 +4,9 @@ of an unchanged image, and many tenants backing up at once.
 It boots a lab (or reuses one) and works on site a with drd's own code and real restic:
 1. throughput: a 1 GiB image of random data backed up by drd's job of one image and by
    `rbd export | restic backup --stdin` run by hand, side by side, each first in every
-   other round, each into a fresh repository, with the steps in between that
-   show where drd's extra time goes (bench/backup_throughput.py);
+   other round, each into a fresh repository, with the step in between (restic with
+   drd's argv running `rbd export` itself) that shows where drd's extra time goes
+   (bench/backup_throughput.py);
 2. re-backup: after each of drd's backups, the unchanged image again into the same
    repository: the time and the bytes it added;
 3. tenants: 20 tenants with a repository each and 5 sharing one, backed up through drd's
@@ -182,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024,
                         help="throughput: image size in MiB (default 1024)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
-                        help="throughput: only drd and the hand pipeline, not the two "
-                             "steps between them")
+                        help="throughput: only drd and the hand pipeline, not the step "
+                             "between them")
     parser.add_argument("--tenants", type=int, default=20,
                         help="tenants with a repository each (default 20)")
     parser.add_argument("--shared", type=int, default=5,

@@ -49,16 +49,11 @@ class Workspace:
     def fresh(cls, root: Path) -> "Workspace":
         shutil.rmtree(root, ignore_errors=True)
         (root / "repos").mkdir(parents=True)
-        (root / "work").mkdir(mode=0o700)
         return cls(root)
 
     @property
     def log(self) -> Path:
         return self.root / "drd.log"
-
-    @property
-    def work_dir(self) -> Path:
-        return self.root / "work"
 
     @property
     def cache_dir(self) -> Path:
@@ -182,7 +177,7 @@ class CpuMeter:
 
 @dataclass
 class MemorySampler:
-    """Peak resident memory of this process's descendants (restic, relays, rbd), and
+    """Peak resident memory of this process's descendants (restic and rbd), and
     the most restic processes seen at once, sampled every `interval` s in a thread."""
 
     interval: float = 0.5

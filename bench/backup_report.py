@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from backup_lab import GIB, MIB
 from backup_tenants import PhaseResult
-from backup_throughput import DRD, FROM_COMMAND, HAND, REBACKUP, RELAYED, Step, ThroughputRun
+from backup_throughput import DRD, FROM_COMMAND, HAND, REBACKUP, Step, ThroughputRun
 from daemon_report import Row
 
 RATIO_TARGET = 0.95  # drd's throughput against the pipeline run by hand
@@ -33,10 +33,10 @@ def throughput_rows(run: ThroughputRun) -> list[Row | str]:
     rows: list[Row | str] = [
         f"backup of a {size_mib:.0f} MiB image of random data, fresh repository each, "
         f"{len(drd)} rounds (medians)"]
-    for name in (DRD, HAND, FROM_COMMAND, RELAYED):
+    for name in (DRD, HAND, FROM_COMMAND):
         if name in steps:
             rows.append(Row(f"{name} (s)", _median([s.seconds for s in steps[name]])))
-    for name in (DRD, HAND, FROM_COMMAND, RELAYED):
+    for name in (DRD, HAND, FROM_COMMAND):
         if name in steps:
             rows.append(Row(f"{name} (MiB/s)", _median([size_mib / s.seconds
                                                          for s in steps[name]]), 1))
@@ -48,7 +48,7 @@ def throughput_rows(run: ThroughputRun) -> list[Row | str]:
         Row("drd / hand throughput, best round", max(ratios), target=RATIO_TARGET,
             at_most=False),
         "CPU s per GiB: processes + bench process + site a's OSD (medians)"]
-    for name in (DRD, HAND, FROM_COMMAND, RELAYED):
+    for name in (DRD, HAND, FROM_COMMAND):
         if name in steps:
             rows.append(Row(f"{name} CPU (s/GiB)", _median([s.cpu.total / size_gib
                                                              for s in steps[name]])))
@@ -68,10 +68,10 @@ def _breakdown(run: ThroughputRun, size_gib: float) -> list[Row | str]:
                  Row("restic, as drd awaited it", _median([p.restic for p in phases])),
                  Row("  restic's own total_duration", _median([p.restic_own for p in phases])),
                  Row("remove the snapshot", _median([p.cleanup for p in phases]), 3),
-                 Row("digest record and the rest", _median([p.other for p in phases]), 3),
+                 Row("record of the backup and the rest", _median([p.other for p in phases]), 3),
                  Row("= drd's backup of the image", _median([p.total for p in phases]))]
     steps = run.steps
-    chain = [name for name in (HAND, FROM_COMMAND, RELAYED, DRD) if name in steps]
+    chain = [name for name in (HAND, FROM_COMMAND, DRD) if name in steps]
     if len(chain) > 2:
         rows.append("from hand to drd, step by step (medians of each round's difference)")
         for before, after in itertools.pairwise(chain):
@@ -133,7 +133,7 @@ def phase_rows(phase: PhaseResult) -> list[Row | str]:
         Row("snapshots in the repositories", sum(phase.snapshots.values()), 0,
             target=sum(phase.expected_snapshots.values()), at_most=False),
         Row("restic processes at once, sampled", phase.peak_restics, 0),
-        Row("RSS of restic, relays and rbd, peak (MiB)", phase.peak_rss / MIB, 0),
+        Row("RSS of restic and rbd, peak (MiB)", phase.peak_rss / MIB, 0),
     ]
     return rows
 

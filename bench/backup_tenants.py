@@ -170,7 +170,6 @@ def _service(store: StateStore, conf: Path, cluster: ClusterHandle, limits: Admi
             handle, pool, namespace))
 
     actions = SiteBackupActions(store=store, ceph=CephAccess(conf, CLIENT),
-                                work_dir=workspace.work_dir,
                                 metrics=DaemonMetrics("a", "production", "bench"))
     return BackupService(
         scheduler_for=lambda service: BackupScheduler(store, limits, service.next_due,

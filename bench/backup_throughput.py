@@ -3,20 +3,19 @@
 Each round backs the same image up into a fresh repository (made beforehand and not
 timed, as `restic init` is not) in every way below. drd and hand run side by side,
 drd first in odd rounds and hand first in even ones, so that load on the machine that
-rises or falls over two rounds hits both alike; the two steps between them follow,
-alternating likewise, and the re-backup ends the round:
+rises or falls over two rounds hits both alike; the step between them follows, and the
+re-backup ends the round:
 
 - `hand`: `rbd export IMAGE - | restic backup --stdin --stdin-filename NAME`, two
   processes joined by an OS pipe, the password through RESTIC_PASSWORD_FILE;
 - `drd`: drd's job of one image (`back_up_rbd_source`): sweep, snapshot, restic with
-  `--stdin-from-command` running export_stream, which relays `rbd export` and hashes
-  it, cleanup, and the digest recorded in a state store. At the end of the round,
+  `--stdin-from-command` running `rbd export` of the snapshot itself, the snapshot's
+  removal, and the image backup recorded in a state store. At the end of the round,
   `re-backup` backs the unchanged image up again into the repository drd filled;
-- with the breakdown on (the default), two more steps, run by the benchmark with drd's
-  own restic argv: `restic+rbd` (restic runs `rbd export` itself, drd's flags, no relay)
-  and `restic+relay` (restic runs export_stream, as drd has it do, without drd's
-  Python around it). hand -> restic+rbd is restic's flags and --stdin-from-command,
-  restic+rbd -> restic+relay the relay, restic+relay -> drd drd's own work per image.
+- with the breakdown on (the default), `restic+rbd`: restic run by the benchmark with
+  drd's own argv (`--stdin-from-command`, `--json`, host, tags, `--retry-lock`) and the
+  `rbd export` command drd builds, without drd's Python around it. hand -> restic+rbd is
+  restic's flags and --stdin-from-command, restic+rbd -> drd drd's own work per image.
 
 Every step also counts CPU seconds: its processes (reaped), the benchmark's own
 process (drd's Python and librados threads) and site a's OSD.
@@ -27,7 +26,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,7 +73,7 @@ STEP_TIMEOUT_S = 1800.0
 
 T = TypeVar("T")
 
-HAND, FROM_COMMAND, RELAYED, DRD = "hand", "restic+rbd", "restic+relay", "drd"
+HAND, FROM_COMMAND, DRD = "hand", "restic+rbd", "drd"
 REBACKUP = "re-backup"
 
 
@@ -101,7 +99,7 @@ class DrdPhases:
 
     @property
     def other(self) -> float:
-        """Python around the calls: the digest file and its record in the state store."""
+        """Python around the calls: the image backup's record in the state store."""
         return self.total - self.sweep - self.snapshot - self.restic - self.cleanup
 
 
@@ -165,12 +163,10 @@ class ThroughputBench:
 
     def order(self, number: int) -> list[str]:
         """drd and hand always side by side, each first in every other round; then the
-        two steps between them, likewise. Load that rises or falls over two rounds so
-        hits drd and hand alike."""
-        pair, between = [DRD, HAND], [FROM_COMMAND, RELAYED] if self.breakdown else []
-        if number % 2 == 0:
-            pair, between = pair[::-1], between[::-1]
-        return pair + between
+        step between them. Load that rises or falls over two rounds so hits drd and hand
+        alike."""
+        pair = [DRD, HAND] if number % 2 else [HAND, DRD]
+        return pair + ([FROM_COMMAND] if self.breakdown else [])
 
     def round(self, number: int) -> None:
         order = self.order(number)
@@ -218,7 +214,7 @@ class ThroughputBench:
         try:
             outcome = await back_up_rbd_source(
                 restic, ceph, self.store, tenant=TENANT, source=SOURCE, images=[self.ref],
-                host=TENANT, tags=TAGS, work_dir=self.workspace.work_dir, clock=utc_now)
+                host=TENANT, tags=TAGS, clock=utc_now)
         except JobFailed as failure:
             raise BenchError(f"drd's backup failed: {failure.reason}") from None
         return outcome.bytes_added or 0
@@ -232,16 +228,15 @@ class ThroughputBench:
         if name == HAND:
             step = self._timed(lambda: self._hand_pipeline(repository))
         else:
-            relay = name == RELAYED
-            step = self._timed(lambda: self._restic_runs_export(repository, relay))
+            step = self._timed(lambda: self._restic_runs_export(repository))
         self._note(name, step)
 
     def _hand_pipeline(self, repository: ResticRepository) -> int | None:
         """`rbd export | restic backup --stdin`, as an operator would type it.
 
         Both stay in the benchmark's session, as a shell keeps a pipeline in one: the
-        kernel's autogroup scheduling shares CPU between sessions, and drd's restic,
-        relay and rbd share the one session drd starts restic in. A session each would
+        kernel's autogroup scheduling shares CPU between sessions, and drd's restic
+        and rbd share the one session drd starts restic in. A session each would
         give the hand pipeline two shares against other load, and drd one.
         """
         logs = self.workspace.root
@@ -269,15 +264,14 @@ class ThroughputBench:
                              f"restic {codes[-1]}: {output.strip()[-500:]}")
         return None
 
-    def _restic_runs_export(self, repository: ResticRepository, relay: bool) -> int | None:
-        """restic with drd's argv, running `rbd export` itself or through the relay."""
+    def _restic_runs_export(self, repository: ResticRepository) -> int | None:
+        """restic with drd's argv running `rbd export` itself, as drd has it do (of the
+        image, not a snapshot: drd's snapshot is its own work, and exporting one costs
+        what exporting the image does)."""
         export = CephAccess(self.conf, CLIENT).rbd("export", "--no-progress",
                                                    f"{POOL}/{self.ref.name}", "-")
-        digest_file = self.workspace.work_dir / "relayed.sha256"
-        command = ([sys.executable, "-m", "drd.backup.export_stream", "--digest-file",
-                    str(digest_file), "--", *export] if relay else export)
         argv = restic_argv.backup_from_command(
-            repository.url, command, stdin_filename=image_file_name(self.ref), host=TENANT,
+            repository.url, export, stdin_filename=image_file_name(self.ref), host=TENANT,
             tags=TAGS, retry_lock=RETRY_LOCK)
         process = subprocess.Popen(["restic", *argv], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, env=environment(repository),
@@ -286,7 +280,6 @@ class ThroughputBench:
             out, err = process.communicate(timeout=STEP_TIMEOUT_S)
         finally:
             _stop(process, group=True)
-        digest_file.unlink(missing_ok=True)
         summary = _summary(out.decode(errors="replace"))
         if process.returncode != 0 or summary is None or \
                 summary.total_bytes_processed != self.size:

@@ -19,7 +19,6 @@ import random
 import time
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 
 import structlog
 
@@ -64,10 +63,9 @@ def utc_now() -> datetime:
 class SiteBackupActions:
     """The real BackupActions: restic and librbd against this site's cluster."""
 
-    def __init__(self, *, store: StateStore, ceph: CephAccess, work_dir: Path,
-                 metrics: DaemonMetrics, clock: Clock = utc_now,
-                 remote: RemoteCopy | None = None) -> None:
-        self.store, self.ceph, self.work_dir, self.clock = store, ceph, work_dir, clock
+    def __init__(self, *, store: StateStore, ceph: CephAccess, metrics: DaemonMetrics,
+                 clock: Clock = utc_now, remote: RemoteCopy | None = None) -> None:
+        self.store, self.ceph, self.clock = store, ceph, clock
         self.remote = remote  # the remote site's cluster, for `from: remote` sources
         self.metrics = metrics
         self.alerts = VerificationAlerts(metrics)
@@ -96,7 +94,7 @@ class SiteBackupActions:
             images=[image.ref], host=plan.tenant,
             tags=[tenant_tag(plan.tenant), SOURCE_TAG_PREFIX + image.source,
                   *plan.policy.tags],
-            work_dir=self.work_dir, clock=self.clock,
+            clock=self.clock,
             limit_upload_kib=limit_upload_kib(limit) if limit is not None else None,
             progress=progress, read_from=self.remote if image.read_remote else None)
 
@@ -131,7 +129,7 @@ class SiteBackupActions:
 
     async def restore_test(self, plan: TenantBackup) -> JobOutcome:
         """Restore the sampled sources' snapshots into scratch images here and compare
-        each with the digest its backup recorded; fail naming every source that failed."""
+        each with restic's record of it; fail naming every source that failed."""
         test = plan.policy.restore_test
         if test is None:
             raise JobFailed("the policy has no restore_test")
@@ -168,13 +166,13 @@ class SiteBackupActions:
 
     async def _test_source(self, plan: TenantBackup, source: str, live: set[str],
                            pick: SnapshotPick) -> JobOutcome:
-        recorded = await asyncio.to_thread(partial(self.store.backup_digests, plan.tenant,
+        recorded = await asyncio.to_thread(partial(self.store.image_backups, plan.tenant,
                                                    source=source))
-        digests = [d for d in recorded if d.snapshot_id in live]
-        if not digests:
-            raise JobFailed(f"no snapshot of source {source} with a recorded sha256 is left "
-                            f"in the repository to restore")
-        chosen = digests[0] if pick is SnapshotPick.LATEST else random.choice(digests)  # noqa: S311
+        backups = [b for b in recorded if b.snapshot_id in live]
+        if not backups:
+            raise JobFailed(f"no snapshot of source {source} that drd recorded is left in "
+                            f"the repository to restore")
+        chosen = backups[0] if pick is SnapshotPick.LATEST else random.choice(backups)  # noqa: S311
         return await restore_test(
             plan.restic, self.ceph, self.store, snapshot_id=chosen.snapshot_id,
             scratch=(chosen.image.pool, chosen.image.namespace),

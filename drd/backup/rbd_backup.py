@@ -2,34 +2,34 @@
 
 One backup of one image:
 1. remove any `drd-backup-*` snapshot an earlier drd left on it (killed mid-backup);
-2. take a user snapshot `drd-backup-<token>`: what it captured is crash-consistent, as a
-   disk is after a power cut, however the image is written meanwhile;
-3. restic runs `python -m drd.backup.export_stream ... rbd export <spec>@<snap> -` with
-   --stdin-from-command and stores its stdout as `/<image_file_name(ref)>`; export_stream
-   writes the sha256 of exactly those bytes to a file in `work_dir`, only on success;
-4. always, on success, failure or cancellation: remove the snapshot and the digest file.
+2. take a user snapshot `drd-backup-<token>`, noting the image's size at it: what it
+   captured is crash-consistent, as a disk is after a power cut, however the image is
+   written meanwhile;
+3. restic runs `rbd export <spec>@<snap> -` itself with --stdin-from-command and stores
+   its stdout as `/<image_file_name(ref)>`. Nothing relays or hashes the stream: restic
+   records each chunk's sha256 (its blob ID) anyway, and a restore test verifies
+   against those (drd.backup.restore_test);
+4. always, on success, failure or cancellation: remove the snapshot.
 
-A backup succeeds only if restic saved a snapshot, the export noted its digest, and
-restic read as many bytes as the snapshot holds. Everything else raises JobFailed with
-restic's reason.
+A backup succeeds only if restic saved a snapshot and read as many bytes as the
+snapshot holds (restic fails the backup itself when `rbd export` exits non-zero).
+Everything else raises JobFailed with restic's reason.
 
 The job of one RBD source of a policy (`back_up_rbd_source`) backs up every image it
-selects, one after another, and records each image's digest as soon as its backup ends.
-One image failing does not stop the others (their backups are still worth having), but
-the job then fails, naming each image that failed and why. A source that selects no
-image fails too: a glob that matches nothing is more likely a mistake than a success.
+selects, one after another, and records each image backup (tenant, source, image, file
+name and size: what a restore test needs) as soon as it ends. One image failing does not
+stop the others (their backups are still worth having), but the job then fails, naming
+each image that failed and why. A source that selects no image fails too: a glob that
+matches nothing is more likely a mistake than a success.
 """
 
 import asyncio
-import contextlib
 import secrets
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
 
 import structlog
 
@@ -48,7 +48,7 @@ from drd.domain.image_backups import (
     snapshot_spec,
 )
 from drd.domain.replication_plan import ImageRef
-from drd.state import BackupDigest, StateStore, StateStoreError
+from drd.state import ImageBackupRecord, StateStore, StateStoreError
 
 __all__ = ["CephAccess", "ImageBackup", "back_up_rbd_source", "backup_rbd_image",
            "export_command", "image_file_name", "remove_leftover_backup_snapshots"]
@@ -59,22 +59,17 @@ log = structlog.get_logger()
 @dataclass(frozen=True)
 class ImageBackup:
     """One image backed up: the restic snapshot, what it added to the repository, and
-    the sha256 and size of the image content it holds."""
+    the image's size at the snapshot, which is the size of the file restic stored."""
 
     snapshot_id: str
     bytes_added: int
     total_bytes: int
-    sha256: str
     duration: timedelta
 
 
-def export_command(ceph: CephAccess, ref: ImageRef, snapshot: str,
-                   digest_file: Path) -> list[str]:
-    """The command restic reads the image from: `rbd export` of the snapshot, relayed
-    through export_stream, which notes the stream's sha256 in `digest_file`."""
-    return [sys.executable, "-m", "drd.backup.export_stream", "--digest-file",
-            str(digest_file), "--",
-            *ceph.rbd("export", "--no-progress", snapshot_spec(ref, snapshot), "-")]
+def export_command(ceph: CephAccess, ref: ImageRef, snapshot: str) -> list[str]:
+    """The command restic reads the image from: `rbd export` of the snapshot to stdout."""
+    return ceph.rbd("export", "--no-progress", snapshot_spec(ref, snapshot), "-")
 
 
 async def remove_leftover_backup_snapshots(ceph: CephAccess,
@@ -101,7 +96,7 @@ async def remove_leftover_backup_snapshots(ceph: CephAccess,
 
 
 async def backup_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, ref: ImageRef, *,
-                           host: str, tags: Sequence[str], work_dir: Path,
+                           host: str, tags: Sequence[str],
                            limit_upload_kib: int | None = None,
                            progress: ProgressCallback | None = None,
                            deadline: float | None = None,
@@ -114,7 +109,6 @@ async def backup_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, ref: 
     began = time.monotonic()
     await _sweep_or_fail(ceph, ref)
     snapshot = backup_snapshot_name(secrets.token_hex(8))
-    digest_file = _digest_file(work_dir, snapshot)
     try:
         size = await _take_snapshot(ceph, ref, snapshot)
         reader = ceph
@@ -122,14 +116,13 @@ async def backup_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, ref: 
             await carry_to_remote(ceph, read_from, ref, snapshot)
             reader = read_from.ceph
         result = await restic.backup_from_command(
-            export_command(reader, ref, snapshot, digest_file),
+            export_command(reader, ref, snapshot),
             stdin_filename=image_file_name(ref), host=host, tags=tags,
             limit_upload_kib=limit_upload_kib, deadline=deadline,
             progress=None if progress is None else partial(_with_total, progress, size))
-        sha256 = _read_digest(digest_file)
     finally:
-        await finish_despite_cancel(_clean_up(ceph, ref, snapshot, digest_file))
-    backup = _judge(ref, result, sha256, size, timedelta(seconds=time.monotonic() - began))
+        await finish_despite_cancel(_remove_snapshot(ceph, ref, snapshot))
+    backup = _judge(ref, result, size, timedelta(seconds=time.monotonic() - began))
     log.info("image backed up", image=str(ref), snapshot_id=backup.snapshot_id,
              bytes_added=backup.bytes_added, total_bytes=backup.total_bytes,
              seconds=round(backup.duration.total_seconds(), 2))
@@ -139,12 +132,12 @@ async def backup_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, ref: 
 async def back_up_rbd_source(restic: ResticRepositoryPort, ceph: CephAccess,
                              store: StateStore, *, tenant: str, source: str,
                              images: Sequence[ImageRef], host: str, tags: Sequence[str],
-                             work_dir: Path, clock: Clock,
+                             clock: Clock,
                              limit_upload_kib: int | None = None,
                              progress: ProgressCallback | None = None,
                              read_from: RemoteCopy | None = None) -> JobOutcome:
-    """Back up `images` (the source's selection, resolved by the caller) and record the
-    digest of each; JobOutcome with the bytes added, or JobFailed."""
+    """Back up `images` (the source's selection, resolved by the caller) and record
+    each image backup; JobOutcome with the bytes added, or JobFailed."""
     if not images:
         raise JobFailed(f"source {source} of {tenant} selects no image; nothing was backed up")
     added = 0
@@ -154,7 +147,6 @@ async def back_up_rbd_source(restic: ResticRepositoryPort, ceph: CephAccess,
         taken_at = clock()
         try:
             backup = await backup_rbd_image(restic, ceph, ref, host=host, tags=tags,
-                                            work_dir=work_dir,
                                             limit_upload_kib=limit_upload_kib,
                                             progress=progress, read_from=read_from)
         except JobFailed as failure:
@@ -162,13 +154,13 @@ async def back_up_rbd_source(restic: ResticRepositoryPort, ceph: CephAccess,
             failures.append(failure.reason)
             continue
         added += backup.bytes_added
-        digest = _digest(tenant, source, ref, backup, taken_at)
+        record = _record(tenant, source, ref, backup, taken_at)
         try:
-            # A backup whose digest is lost cannot be verified: finish the write.
-            await finish_despite_cancel(asyncio.to_thread(store.record_backup_digest, digest))
+            # A backup drd has no record of is never restore-tested: finish the write.
+            await finish_despite_cancel(asyncio.to_thread(store.record_image_backup, record))
         except StateStoreError as error:
-            failures.append(f"backup of {ref} saved snapshot {backup.snapshot_id}, but its "
-                            f"sha256 could not be recorded: {error}")
+            failures.append(f"backup of {ref} saved snapshot {backup.snapshot_id}, but it "
+                            f"could not be recorded for restore tests: {error}")
             continue
         saved.append(backup.snapshot_id)
     only = saved[0] if len(saved) == 1 and len(images) == 1 else None
@@ -178,11 +170,11 @@ async def back_up_rbd_source(restic: ResticRepositoryPort, ceph: CephAccess,
     return JobOutcome(bytes_added=added, snapshot_id=only)
 
 
-def _digest(tenant: str, source: str, ref: ImageRef, backup: ImageBackup,
-            taken_at: datetime) -> BackupDigest:
-    return BackupDigest(snapshot_id=backup.snapshot_id, tenant=tenant, source=source,
-                        image=ref, file_name=image_file_name(ref), sha256=backup.sha256,
-                        total_bytes=backup.total_bytes, taken_at=taken_at)
+def _record(tenant: str, source: str, ref: ImageRef, backup: ImageBackup,
+            taken_at: datetime) -> ImageBackupRecord:
+    return ImageBackupRecord(snapshot_id=backup.snapshot_id, tenant=tenant, source=source,
+                             image=ref, file_name=image_file_name(ref),
+                             image_bytes=backup.total_bytes, taken_at=taken_at)
 
 
 async def _sweep_or_fail(ceph: CephAccess, ref: ImageRef) -> None:
@@ -210,33 +202,15 @@ async def _take_snapshot(ceph: CephAccess, ref: ImageRef, snapshot: str) -> int:
     return size
 
 
-def _digest_file(work_dir: Path, snapshot: str) -> Path:
-    # export_stream writes the digest only after the whole image: a missing directory
-    # would fail the backup at its very end.
-    work_dir.mkdir(parents=True, exist_ok=True)
-    return work_dir / f"{snapshot}.sha256"
-
-
 def _with_total(progress: ProgressCallback, size: int, status: BackupStatus) -> None:
     # restic cannot know the size of a command's output; drd knows the snapshot's.
     percent = min(status.bytes_done / size, 1.0) if size else 1.0
     progress(replace(status, total_bytes=size, percent_done=percent))
 
 
-def _read_digest(digest_file: Path) -> str | None:
-    try:
-        text = digest_file.read_text().strip()
-    except FileNotFoundError:
-        return None  # the export did not finish: restic's outcome says why
-    return text or None
-
-
-async def _clean_up(ceph: CephAccess, ref: ImageRef, snapshot: str, digest_file: Path) -> None:
-    """Remove the backup's snapshot and digest files; log, never raise: the next backup
-    of the image sweeps a snapshot that could not be removed now."""
-    for leftover in (digest_file, digest_file.with_name(digest_file.name + ".partial")):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
+async def _remove_snapshot(ceph: CephAccess, ref: ImageRef, snapshot: str) -> None:
+    """Remove the backup's snapshot; log, never raise: the next backup of the image
+    sweeps a snapshot that could not be removed now."""
     try:
         await ceph.call(partial(rbd_snapshots.remove_snapshot, ref=ref, name=snapshot))
     except CephError as error:
@@ -244,7 +218,7 @@ async def _clean_up(ceph: CephAccess, ref: ImageRef, snapshot: str, digest_file:
                   "removes it", snapshot=snapshot_spec(ref, snapshot), error=str(error))
 
 
-def _judge(ref: ImageRef, result: BackupResult, sha256: str | None, size: int,
+def _judge(ref: ImageRef, result: BackupResult, size: int,
            duration: timedelta) -> ImageBackup:
     outcome, summary = result.outcome, result.summary
     added = summary.data_added if summary else None
@@ -260,12 +234,8 @@ def _judge(ref: ImageRef, result: BackupResult, sha256: str | None, size: int,
         raise JobFailed(f"backup of {ref} failed: {reason}", bytes_added=added,
                         snapshot_id=result.snapshot_id)
     assert summary is not None and summary.snapshot_id  # judge_backup made sure of both
-    if sha256 is None:
-        raise JobFailed(f"backup of {ref} failed: restic saved snapshot {summary.snapshot_id} "
-                        f"but the export noted no digest, so it cannot be verified",
-                        bytes_added=added, snapshot_id=summary.snapshot_id)
     if summary.total_bytes_processed != size:
         raise JobFailed(f"backup of {ref} failed: restic read "
                         f"{summary.total_bytes_processed} bytes of a {size}-byte snapshot",
                         bytes_added=added, snapshot_id=summary.snapshot_id)
-    return ImageBackup(summary.snapshot_id, summary.data_added, size, sha256, duration)
+    return ImageBackup(summary.snapshot_id, summary.data_added, size, duration)

@@ -8,7 +8,9 @@ target's name:
 - an existing target, with force: the old image is renamed aside, the staging image
   takes its name, and only then is the old one deleted; if the second rename fails the
   old image gets its name back. A failed restore never touches the existing image.
-The staging image is removed on every failure and on cancellation.
+The staging image is removed on every failure and on cancellation. The read-back is one
+pass of large sequential reads; a restore test hands in restic's chunk layout so that the
+same pass hashes each chunk's piece too (drd.domain.chunk_check).
 """
 
 import re
@@ -26,6 +28,7 @@ from drd.backup.restic_argv import SnapshotFilter
 from drd.backup.restic_port import ResticRepositoryPort
 from drd.ceph import rbd_snapshots
 from drd.ceph.cluster import CephError
+from drd.domain.chunk_check import ChunkHasher, ChunkLayout, ReadBack
 from drd.domain.image_backups import replaced_image, restore_refusal, staging_image
 from drd.domain.replication_plan import ImageRef
 
@@ -42,14 +45,22 @@ class RestoreRefused(Exception):
 
 @dataclass(frozen=True)
 class RestoredImage:
-    """An image restored from `snapshot_id`: its size and the sha256 of its content,
-    read back through librbd after the import."""
+    """An image restored from `snapshot_id`, as read back through librbd after the
+    import: its size, its sha256 and, given restic's chunk layout, how its pieces
+    compared with the chunks."""
 
     target: ImageRef
-    bytes: int
-    sha256: str
     snapshot_id: str
+    read_back: ReadBack
     replaced: bool = False  # an existing image of that name was replaced (force)
+
+    @property
+    def bytes(self) -> int:
+        return self.read_back.size
+
+    @property
+    def sha256(self) -> str:
+        return self.read_back.sha256
 
 
 async def resolve_snapshot(restic: ResticRepositoryPort, snapshot: str,
@@ -78,8 +89,11 @@ async def resolve_snapshot(restic: ResticRepositoryPort, snapshot: str,
 
 async def restore_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, *,
                             snapshot: str, file_name: str, target: ImageRef, force: bool,
-                            deadline: float | None = None) -> RestoredImage:
-    """Restore `/<file_name>` of `snapshot` (or `latest`) into the image `target`.
+                            deadline: float | None = None,
+                            chunks: ChunkLayout | None = None) -> RestoredImage:
+    """Restore `/<file_name>` of `snapshot` (or `latest`) into the image `target`. The
+    read-back also hashes each piece of the image cut at `chunks`, if given; judging
+    that is the caller's.
 
     RestoreRefused, changing nothing, if the target exists and not `force`, or if
     replacing it would break something (mirroring, a client using it, its snapshots).
@@ -98,9 +112,10 @@ async def restore_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, *,
         if not result.outcome.ok:
             raise JobFailed(f"restore of snapshot {short} into {target} failed: "
                             f"{result.outcome.reason}", snapshot_id=snapshot_id)
-        stop = threading.Event()
-        digest = await ceph.call(partial(rbd_snapshots.image_sha256, ref=staging, stop=stop),
-                                 stop=stop)
+        stop, hasher = threading.Event(), ChunkHasher(chunks)
+        await ceph.call(partial(rbd_snapshots.read_image, ref=staging, sink=hasher.update,
+                                stop=stop), stop=stop)
+        read_back = hasher.result()
         replaced = await ceph.call(partial(_place, staging=staging, target=target,
                                            force=force, token=token))
         placed = True
@@ -110,9 +125,9 @@ async def restore_rbd_image(restic: ResticRepositoryPort, ceph: CephAccess, *,
     finally:
         if not placed:
             await finish_despite_cancel(_remove_staging(ceph, staging))
-    log.info("image restored", image=str(target), snapshot_id=snapshot_id, bytes=digest.size,
-             replaced=replaced)
-    return RestoredImage(target, digest.size, digest.sha256, snapshot_id, replaced)
+    log.info("image restored", image=str(target), snapshot_id=snapshot_id,
+             bytes=read_back.size, replaced=replaced)
+    return RestoredImage(target, snapshot_id, read_back, replaced)
 
 
 async def _refuse_unless_allowed(ceph: CephAccess, target: ImageRef, force: bool) -> None:

@@ -2,8 +2,9 @@
 environment from restic_env (the password only through RESTIC_PASSWORD_FILE), exit codes
 are read by restic_outcome and --json output by restic_messages. Jobs (backup, forget,
 prune, check, restore) return a result whose outcome says whether they succeeded and
-why; queries (snapshots, stats, locks) raise ResticError. Children are run by
-restic_process: deadlines, cancellation, no leftovers."""
+why; queries (locks here; snapshots, stats and the repository's objects in restic_reads)
+raise ResticError. Children are run by restic_process: deadlines, cancellation, no
+leftovers."""
 
 import os
 import socket
@@ -28,16 +29,12 @@ from drd.backup.restic_messages import (
     BackupSummary,
     CheckSummary,
     ItemError,
-    RawDataStats,
     ResticOutputError,
-    Snapshot,
     parse_forget,
     parse_ids,
     parse_lock,
     parse_message,
     parse_messages,
-    parse_raw_data_stats,
-    parse_snapshots,
     parse_version,
 )
 from drd.backup.restic_outcome import (
@@ -55,6 +52,7 @@ from drd.backup.restic_outcome import (
     stopped,
 )
 from drd.backup.restic_process import Children, Finished, run, run_pipeline
+from drd.backup.restic_reads import ResticReads
 
 log = structlog.get_logger()
 
@@ -130,9 +128,11 @@ def holder_running(pid: int) -> bool:
         return True
 
 
-class Restic:
+class Restic(ResticReads):
     """restic against one repository. `children` is shared by every Restic of a daemon,
-    so a lock held by any restic it runs counts as live."""
+    so a lock held by any restic it runs counts as live. Its queries are in ResticReads."""
+
+    repository: ResticRepository
 
     def __init__(self, repository: ResticRepository, *, binary: str = RESTIC,
                  retry_lock: timedelta = timedelta(minutes=1),
@@ -208,11 +208,6 @@ class Restic:
             outcome = Outcome(outcome.kind, 0, f"{outcome.reason}: {unreadable[-1]}")
         return BackupResult(outcome, last, _item_errors(done))
 
-    async def snapshots(self, selection: argv.SnapshotFilter = argv.ALL_SNAPSHOTS
-                        ) -> list[Snapshot]:
-        done = await self._checked("snapshots", argv.snapshots(self.repository.url, selection))
-        return parse_snapshots(done.stdout)
-
     async def forget(self, rules: argv.KeepRules,
                      selection: argv.SnapshotFilter = argv.ALL_SNAPSHOTS, *,
                      group_by: Sequence[str] = argv.DEFAULT_GROUP_BY,
@@ -283,13 +278,6 @@ class Restic:
                                     self._secrets())
         return RestoreResult(judge_restore(restic, used), restic, used, consumed.stdout_tail)
 
-    async def stats_raw_data(self, selection: argv.SnapshotFilter = argv.ALL_SNAPSHOTS
-                             ) -> RawDataStats:
-        """Bytes the repository stores for `selection`, after dedup and compression."""
-        done = await self._checked("stats", argv.stats_raw_data(
-            self.repository.url, selection, retry_lock=self.retry_lock))
-        return parse_raw_data_stats(done.stdout)
-
     async def locks(self) -> list[RepositoryLock]:
         """Every lock in the repository now; one released while being read is left out."""
         listed = await self._checked("list locks", argv.list_locks(self.repository.url),
@@ -344,6 +332,9 @@ class Restic:
     async def _query(self, action: str, args: list[str]) -> Outcome:
         """cat config --no-lock and init, which take no lock."""
         return self._outcome(action, await self._run(args, QUERY_TIMEOUT, takes_lock=False))
+
+    async def _output(self, action: str, args: list[str]) -> str:
+        return (await self._checked(action, args)).stdout
 
     async def _checked(self, action: str, args: list[str], *,
                        takes_lock: bool = True) -> Finished:

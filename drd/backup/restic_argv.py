@@ -24,7 +24,7 @@ GROUP_FIELDS = ("host", "paths", "tags")
 DEFAULT_GROUP_BY = ("host", "paths")
 
 _SNAPSHOT_ID = re.compile(r"^(latest|[0-9a-f]{8,64})$")
-_LOCK_ID = re.compile(r"^[0-9a-f]{64}$")
+_FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 _UNPRINTABLE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
@@ -215,6 +215,32 @@ def dump(repository: str, snapshot: str, path: str,
             "--", snapshot, path]
 
 
+def cat_snapshot(repository: str, snapshot_id: str, *,
+                 retry_lock: timedelta | None = None) -> list[str]:
+    """The snapshot object (its root tree); a full ID only, as `restic cat` takes."""
+    return ["cat", "snapshot", *_global(repository), *_retry_lock(retry_lock), "--",
+            _full_id("snapshot", snapshot_id)]
+
+
+def cat_tree(repository: str, tree_id: str, *,
+             retry_lock: timedelta | None = None) -> list[str]:
+    """A tree blob's JSON: its nodes, a file's with its size and data blob IDs."""
+    return ["cat", "blob", *_global(repository), *_retry_lock(retry_lock), "--",
+            _full_id("tree", tree_id)]
+
+
+def list_index(repository: str, *, retry_lock: timedelta | None = None) -> list[str]:
+    """The IDs of the repository's index files, one a line."""
+    return ["list", "index", *_global(repository), *_retry_lock(retry_lock)]
+
+
+def cat_index(repository: str, index_id: str, *,
+              retry_lock: timedelta | None = None) -> list[str]:
+    """One index file: every pack's blobs with their type and lengths."""
+    return ["cat", "index", *_global(repository), *_retry_lock(retry_lock), "--",
+            _full_id("index", index_id)]
+
+
 def stats_raw_data(repository: str, selection: SnapshotFilter = ALL_SNAPSHOTS, *,
                    retry_lock: timedelta | None = None) -> list[str]:
     """What the repository stores, after deduplication and compression."""
@@ -227,9 +253,7 @@ def list_locks(repository: str) -> list[str]:
 
 
 def cat_lock(repository: str, lock_id: str) -> list[str]:
-    if not _LOCK_ID.match(lock_id):
-        raise ValueError(f"{lock_id!r} is not a lock ID (64 hex digits)")
-    return ["cat", "lock", *_global(repository), "--no-lock", "--", lock_id]
+    return ["cat", "lock", *_global(repository), "--no-lock", "--", _full_id("lock", lock_id)]
 
 
 def unlock(repository: str) -> list[str]:
@@ -268,6 +292,12 @@ def _keep_flags(rules: KeepRules) -> list[str]:
     if rules.within is not None:
         argv += ["--keep-within", keep_within(rules.within)]
     return argv
+
+
+def _full_id(what: str, value: str) -> str:
+    if not _FULL_ID.match(value):
+        raise ValueError(f"{value!r} is not a {what} ID (64 hex digits)")
+    return value
 
 
 def _retry_lock(retry_lock: timedelta | None) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Protocol
 from drd.backup.restic_argv import ALL_SNAPSHOTS, KeepRules, SnapshotFilter
 from drd.backup.restic_locks import StaleLockReport
 from drd.backup.restic_messages import BackupStatus, RawDataStats, Snapshot
+from drd.backup.restic_objects import FileNode, SnapshotObject
 from drd.backup.restic_outcome import (
     BackupResult,
     CheckResult,
@@ -65,3 +66,14 @@ class ResticRepositoryPort(Protocol):
 
     async def remove_stale_locks(self, is_holder_alive: Callable[[int], bool]
                                  ) -> StaleLockReport: ...
+
+    # What a restore test verifies against: the snapshot's file node and the index.
+    # These raise ResticError, and ResticOutputError for output drd cannot read.
+
+    async def snapshot_object(self, snapshot_id: str) -> SnapshotObject: ...
+
+    async def file_node(self, tree_id: str, name: str) -> FileNode: ...
+
+    async def index_ids(self) -> list[str]: ...
+
+    async def index_lengths(self, index_id: str) -> dict[str, int]: ...

@@ -1,15 +1,13 @@
-"""User snapshots, digests, renames and removal of RBD images, for backups and restores.
+"""User snapshots, reads, renames and removal of RBD images, for backups and restores.
 
 Blocking librbd calls: run them in worker threads (drd.backup.ceph_access does). Every
 librbd or librados error becomes a CephError naming the image and the call; an image
 that is not there is an answer (None, False), not an error, where a caller asks.
 """
 
-import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import rados
@@ -23,7 +21,7 @@ from drd.domain.replication_plan import ImageRef
 # One RBD object per read. Measured on the lab (a loaded memstore OSD), 256 MiB hashed
 # in 1-5 s whether read 4 MiB or 32 MiB at a time, or 8 or 16 reads in flight with
 # aio_read: the OSD is the limit, so the simplest loop stays.
-DIGEST_CHUNK = 4 << 20
+READ_CHUNK = 4 << 20
 
 
 class ImageMissing(CephError):
@@ -32,12 +30,6 @@ class ImageMissing(CephError):
 
 class Interrupted(Exception):
     """A long read gave up because its caller no longer wants the answer."""
-
-
-@dataclass(frozen=True)
-class ImageDigest:
-    size: int
-    sha256: str
 
 
 @contextmanager
@@ -125,21 +117,21 @@ def user_snapshots(cluster: Any, ref: ImageRef) -> list[str]:
         return []
 
 
-def image_sha256(cluster: Any, ref: ImageRef, snapshot: str | None = None, *,
-                 stop: threading.Event | None = None,
-                 chunk: int = DIGEST_CHUNK) -> ImageDigest:
-    """The sha256 of the image's whole content (holes read as zeros), or of a snapshot's.
+def read_image(cluster: Any, ref: ImageRef, sink: Callable[[bytes], None], *,
+               snapshot: str | None = None, stop: threading.Event | None = None,
+               chunk: int = READ_CHUNK) -> int:
+    """Feed the image's whole content (holes read as zeros), or a snapshot's, to `sink`
+    in order, one sequential read of `chunk` bytes at a time; the size it read.
 
     Raises Interrupted between two reads once `stop` is set: a big image takes minutes.
     """
-    digest = hashlib.sha256()
     with _image(cluster, ref, "reading", read_only=True, snapshot=snapshot) as image:
         size = int(image.size())
         for offset in range(0, size, chunk):
             if stop is not None and stop.is_set():
                 raise Interrupted(f"reading {ref} stopped at byte {offset} of {size}")
-            digest.update(image.read(offset, min(chunk, size - offset)))
-    return ImageDigest(size, digest.hexdigest())
+            sink(image.read(offset, min(chunk, size - offset)))
+    return size
 
 
 def rename_image(cluster: Any, ref: ImageRef, new_name: str) -> ImageRef:

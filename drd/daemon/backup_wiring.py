@@ -38,8 +38,6 @@ async def backup_service(config: SiteConfig, store: StateStore,
     children = Children()
     cluster = ClusterHandle(config.ceph.conf, config.ceph.client, CEPH_DEADLINE_SECONDS)
     cache_dir = config.paths.state_dir / "restic-cache"
-    work_dir = config.paths.state_dir / "backup-work"
-    work_dir.mkdir(mode=0o700, exist_ok=True)
 
     def open_repository(tenant: str, policy: BackupPolicy
                         ) -> tuple[str, ResticRepositoryPort] | str:
@@ -60,7 +58,7 @@ async def backup_service(config: SiteConfig, store: StateStore,
               RemoteCopy(remote_peer.name, CephAccess(remote_peer.ceph_conf, config.ceph.client)))
     actions = SiteBackupActions(store=store, ceph=CephAccess(config.ceph.conf,
                                                              config.ceph.client),
-                                work_dir=work_dir, metrics=metrics, remote=remote)
+                                metrics=metrics, remote=remote)
     return BackupService(
         scheduler_for=lambda service: BackupScheduler(store, LIMITS, service.next_due,
                                                       on_finished=actions.finished),

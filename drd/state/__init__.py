@@ -1,7 +1,7 @@
-"""The daemon's durable state: run, job and backup history, image digests, the audit log
+"""The daemon's durable state: run, job and backup history, image backups, the audit log
 and epochs."""
 
-from drd.state.backup_digests import DigestConflict
+from drd.state.backup_images import ImageBackupConflict
 from drd.state.errors import (
     AlreadyFinished,
     EpochConflict,
@@ -11,10 +11,10 @@ from drd.state.errors import (
 from drd.state.records import (
     AuditRecord,
     AuditResult,
-    BackupDigest,
     BackupJobRecord,
     BackupUsage,
     EpochRecord,
+    ImageBackupRecord,
     JobRecord,
     RunRecord,
     RunState,
@@ -26,12 +26,12 @@ __all__ = [
     "AlreadyFinished",
     "AuditRecord",
     "AuditResult",
-    "BackupDigest",
     "BackupJobRecord",
     "BackupUsage",
-    "DigestConflict",
     "EpochConflict",
     "EpochRecord",
+    "ImageBackupConflict",
+    "ImageBackupRecord",
     "JobRecord",
     "RecordNotFound",
     "RunRecord",

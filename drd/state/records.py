@@ -143,11 +143,13 @@ class StoredBytesRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class BackupDigest:
-    """The sha256 of exactly the bytes one restic snapshot of an RBD image holds.
+class ImageBackupRecord:
+    """What one restic snapshot of an RBD image holds, as a restore test needs it.
 
-    A restore test compares a restored image with it. `file_name` is the file inside the
-    snapshot (`/<file_name>`); `taken_at` is when drd took the RBD snapshot it read.
+    `file_name` is the file inside the snapshot (`/<file_name>`); `image_bytes` is the
+    image's provisioned size at the RBD snapshot drd read, which is what `rbd export`
+    emits; `taken_at` is when drd took that snapshot. `sha256` is the sha256 of the whole
+    content once known (see drd.state.backup_images), else None.
     """
 
     snapshot_id: str
@@ -155,9 +157,9 @@ class BackupDigest:
     source: str
     image: ImageRef
     file_name: str
-    sha256: str
-    total_bytes: int
+    image_bytes: int
     taken_at: datetime
+    sha256: str | None = None
 
 
 def to_microseconds(moment: datetime) -> int:

@@ -12,9 +12,9 @@ from drd.domain.replication_plan import ImageRef
 from drd.state.records import (
     AuditRecord,
     AuditResult,
-    BackupDigest,
     BackupJobRecord,
     EpochRecord,
+    ImageBackupRecord,
     JobRecord,
     RunRecord,
     RunState,
@@ -134,14 +134,14 @@ def stored_bytes_from_row(row: sqlite3.Row) -> StoredBytesRecord:
     )
 
 
-def backup_digest_from_row(row: sqlite3.Row) -> BackupDigest:
-    return BackupDigest(
+def image_backup_from_row(row: sqlite3.Row) -> ImageBackupRecord:
+    return ImageBackupRecord(
         snapshot_id=row["snapshot_id"],
         tenant=row["tenant"],
         source=row["source"],
         image=ImageRef(row["pool"], row["namespace"], row["image"]),
         file_name=row["file_name"],
-        sha256=row["sha256"],
-        total_bytes=row["total_bytes"],
+        image_bytes=row["image_bytes"],
         taken_at=from_microseconds(row["taken_at_us"]),
+        sha256=row["sha256"],
     )

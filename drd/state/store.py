@@ -15,8 +15,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from drd.state import rows
-from drd.state.backup_digests import BackupDigests
 from drd.state.backup_history import BackupHistory
+from drd.state.backup_images import BackupImages
 from drd.state.backup_storage import BackupStorage
 from drd.state.database_file import connect_existing, create_database, database_path
 from drd.state.errors import AlreadyFinished, EpochConflict, RecordNotFound, StateStoreError
@@ -58,8 +58,8 @@ _UPSERT_EPOCH = (
 )
 
 
-class StateStore(BackupHistory, BackupStorage, BackupDigests):
-    """Run and job history, backup job history, metering samples and image digests, the
+class StateStore(BackupHistory, BackupStorage, BackupImages):
+    """Run and job history, backup job history, metering samples and image backups, the
     audit log and protection-group epochs of one site.
 
     Safe to share between threads (the daemon calls it through asyncio.to_thread): one

@@ -29,9 +29,11 @@ from drd.backup.restic import (
 )
 from drd.backup.restic_argv import KeepRules, SnapshotFilter
 from drd.backup.restic_env import restic_environment
-from drd.backup.restic_messages import BackupStatus
+from drd.backup.restic_messages import BackupStatus, ResticOutputError
 from drd.backup.restic_outcome import OutcomeKind, RepositoryState
 from drd.backup.restic_process import Children, run
+from drd.backup.restore_test import recorded_chunks
+from drd.domain.chunk_check import ChunkHasher, readback_problem
 from tests.integration import restic_repos
 from tests.integration.descendants import our_descendants
 from tests.integration.restic_repos import damage_largest_pack, lock_ids, wait_for_locks
@@ -182,6 +184,33 @@ async def test_backup_restore_and_an_unchanged_rerun(restic: Restic, tmp_path: P
                                   selection=SnapshotFilter(paths=("/rbd.water.vm1.raw",)))
     assert latest.outcome.ok, latest.outcome.reason
     assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
+
+
+async def test_the_chunks_restic_records_are_read_back_as_the_file(restic: Restic,
+                                                                  tmp_path: Path) -> None:
+    """What a restore test verifies against: the file node and the index, read through
+    the adapter, cut the backed-up bytes into pieces that hash to their blob IDs."""
+    data = os.urandom(24 * MiB) + bytes(4 * MiB) + os.urandom(MiB + 17)
+    (tmp_path / "image.raw").write_bytes(data)
+    done = await restic.backup_from_command(
+        ["cat", str(tmp_path / "image.raw")], stdin_filename="rbd+vm1.raw", host="water")
+    assert done.outcome.ok and done.snapshot_id, done.outcome.reason
+    snapshot = await restic.snapshot_object(done.snapshot_id)
+    assert snapshot.paths == ("/rbd+vm1.raw",) and snapshot.hostname == "water"
+    chunks = await recorded_chunks(restic, done.snapshot_id, "rbd+vm1.raw")
+    assert chunks.size == chunks.total == len(data) and chunks.count > 10
+    hasher = ChunkHasher(chunks)
+    for offset in range(0, len(data), 4 * MiB):
+        hasher.update(data[offset:offset + 4 * MiB])
+    found = hasher.result()
+    assert readback_problem(chunks, found) is None
+    assert found.sha256 == hashlib.sha256(data).hexdigest()
+
+    with pytest.raises(ResticError, match="restic cat snapshot failed"):
+        await restic.snapshot_object("0" * 64)
+    with pytest.raises(ResticOutputError, match=r"holds no file 'vm2\.raw'"):
+        await restic.file_node(snapshot.tree, "vm2.raw")
+    assert lock_ids(restic) == []  # each read released its shared lock
 
 
 async def test_files_are_backed_up_as_restic_reads_them(restic: Restic,

@@ -73,7 +73,6 @@ async def test_jobs_admitted_together_prepare_their_shared_repository_once_one_a
     # open: the second job must wait for the first's preparation, then find it done.
     restic = InitialisingRestic()
     actions = SiteBackupActions(store=store, ceph=CephAccess(tmp_path / "ceph.conf", "drd"),
-                                work_dir=tmp_path / "work",
                                 metrics=DaemonMetrics("a", "production", "test"))
     plans = [TenantBackup(tenant, POLICY, REPOSITORY, restic,
                           (ImageSource("disks", ImageRef("rbd", "", f"disk-{tenant}")),))

@@ -1,10 +1,9 @@
 """The parts of RBD backups and restores that need neither Ceph nor restic: the export
-command, CephAccess's `rbd` argv, finishing work through a cancellation, and which
+command restic runs, CephAccess's `rbd` argv, finishing work through a cancellation, and which
 snapshot a restore resolves to (restic faked at its Protocol)."""
 
 import asyncio
 import re
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,15 +25,12 @@ CEPH = CephAccess(Path("/etc/ceph/site-a.conf"), "drd")
 FILE = "rbd+water+db-1.raw"
 
 
-def test_the_export_command_reads_the_snapshot_through_export_stream() -> None:
-    command = export_command(CEPH, ImageRef("rbd", "water", "db-1"), "drd-backup-0a1b",
-                             Path("/var/lib/drd/work/drd-backup-0a1b.sha256"))
+def test_restic_runs_rbd_export_of_the_snapshot_itself_with_no_relay() -> None:
+    command = export_command(CEPH, ImageRef("rbd", "water", "db-1"), "drd-backup-0a1b")
     assert command == [
-        sys.executable, "-m", "drd.backup.export_stream",
-        "--digest-file", "/var/lib/drd/work/drd-backup-0a1b.sha256", "--",
         "rbd", "-c", "/etc/ceph/site-a.conf", "--id", "drd", "export", "--no-progress",
         "rbd/water/db-1@drd-backup-0a1b", "-"]
-    plain = export_command(CEPH, ImageRef("rbd", "", "vm"), "s", Path("/w/d"))
+    plain = export_command(CEPH, ImageRef("rbd", "", "vm"), "s")
     assert plain[-2] == "rbd/vm@s"  # `rbd//vm` would name the image "/vm"
 
 

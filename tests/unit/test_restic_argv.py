@@ -179,3 +179,21 @@ def test_backup_paths_argv_puts_the_paths_after_the_end_of_options() -> None:
         argv.backup_paths(REPO, ["relative/dir"], host="water")
     with pytest.raises(ValueError, match="at least one path"):
         argv.backup_paths(REPO, [], host="water")
+
+
+def test_the_reads_of_a_restore_test_take_full_ids_and_the_shared_lock() -> None:
+    snapshot, tree, index = "a" * 64, "b" * 64, "c" * 64
+    retry = {"retry_lock": timedelta(minutes=1)}
+    assert argv.cat_snapshot(REPO, snapshot, **retry) == [
+        "cat", "snapshot", "--repo", REPO, "--json", "--retry-lock", "60s", "--", snapshot]
+    assert argv.cat_tree(REPO, tree) == ["cat", "blob", "--repo", REPO, "--json", "--", tree]
+    assert argv.list_index(REPO, **retry) == ["list", "index", "--repo", REPO, "--json",
+                                              "--retry-lock", "60s"]
+    assert argv.cat_index(REPO, index) == ["cat", "index", "--repo", REPO, "--json", "--",
+                                           index]
+    # `restic cat` resolves no prefix or `latest`; a flag must never pass for an ID.
+    for build, what in ((argv.cat_snapshot, "snapshot"), (argv.cat_tree, "tree"),
+                        (argv.cat_index, "index")):
+        for bad in ("latest", "a" * 8, "--no-lock", "A" * 64):
+            with pytest.raises(ValueError, match=f"not a {what} ID"):
+                build(REPO, bad)
