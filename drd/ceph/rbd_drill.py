@@ -80,23 +80,58 @@ def mirroring(cluster: Any, ref: ImageRef) -> Mirroring:
         return Mirroring(_MODES.get(image.mirror_image_get_mode()), bool(info["primary"]))
 
 
-def ensure_snapshot(cluster: Any, ref: ImageRef, name: str) -> tuple[int, bool]:
-    """The id of user snapshot `name`, taken now unless it exists; and whether it was."""
+class NotMirroredPrimary(CephError):
+    """The image is not a mirrored primary on this cluster: nothing replicates it from here."""
+
+
+@dataclass(frozen=True)
+class DrillPoint:
+    """A source image's drill snapshot: its id, and the snapshot closing the journal
+    replay window (journal mode only)."""
+
+    mode: MirrorMode
+    snap_id: int
+    window_end: str | None
+
+
+def fix_drill_point(cluster: Any, ref: ImageRef, name: str, window_end: str) -> DrillPoint:
+    """Take the user snapshot `name` of a mirrored primary image unless it exists; then,
+    in snapshot mode, a mirror snapshot after it unless one is (mirroring ships a user
+    snapshot with the next mirror snapshot), in journal mode the snapshot `window_end`
+    unless it exists. One open: a journaled image's exclusive lock is taken once."""
     with _image(cluster, ref, f"taking snapshot {name} of") as image:
-        taken = not image.snap_exists(name)
-        if taken:
+        info = image.mirror_image_get_info()
+        mode = (_MODES.get(image.mirror_image_get_mode())
+                if info["state"] == rbd.RBD_MIRROR_IMAGE_ENABLED else None)
+        if mode is None or not info["primary"]:
+            raise NotMirroredPrimary(f"{ref} is not a mirrored primary image")
+        if not image.snap_exists(name):
             image.create_snap(name)
-        return int(image.snap_get_id(name)), taken
+        snap_id = int(image.snap_get_id(name))
+        if mode is MirrorMode.SNAPSHOT:
+            if not any(s.get("namespace") == rbd.RBD_SNAP_NAMESPACE_TYPE_MIRROR
+                       and int(s["id"]) > snap_id for s in image.list_snaps()):
+                image.mirror_image_create_snapshot()
+            return DrillPoint(mode, snap_id, None)
+        if not image.snap_exists(window_end):
+            image.create_snap(window_end)
+        return DrillPoint(mode, snap_id, window_end)
 
 
-def ensure_mirror_snapshot_after(cluster: Any, ref: ImageRef, snap_id: int) -> int:
-    """The id of a mirror snapshot newer than snapshot `snap_id`, taken now if there is
-    none: snapshot-mode mirroring ships a user snapshot with the next mirror snapshot."""
-    with _image(cluster, ref, "mirror snapshot of") as image:
-        newer = [int(s["id"]) for s in image.list_snaps()
-                 if s.get("namespace") == rbd.RBD_SNAP_NAMESPACE_TYPE_MIRROR
-                 and int(s["id"]) > snap_id]
-        return min(newer) if newer else int(image.mirror_image_create_snapshot())
+def remove_snapshots(cluster: Any, ref: ImageRef, names: tuple[str, ...]
+                     ) -> tuple[list[str], MirrorMode | None]:
+    """Remove those of the user snapshots `names` the image has, in one open: the ones
+    removed, and its mirror mode (None: not mirrored, or no such image)."""
+    try:
+        with _image(cluster, ref, "removing drill snapshots of") as image:
+            removed = [name for name in names if image.snap_exists(name)]
+            for name in removed:
+                image.remove_snap(name)
+            if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
+                return removed, None
+            return removed, _MODES.get(image.mirror_image_get_mode())
+    except ImageMissing:
+        return [], None
 
 
 def take_mirror_snapshot(cluster: Any, ref: ImageRef) -> int:

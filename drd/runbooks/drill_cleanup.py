@@ -18,9 +18,8 @@ from typing import Any
 
 from drd.ceph import rbd_drill, rbd_images, rbd_snapshots
 from drd.ceph.cluster import CephError
-from drd.ceph.rbd_snapshots import ImageMissing
 from drd.domain import rbd_snapshot_codec as codec
-from drd.domain.drill import run_snapshots
+from drd.domain.drill import run_snapshots, seconds_between
 from drd.domain.replication_plan import ImageRef, MirrorMode
 from drd.domain.runbook_steps import AnyStep, DrillCleanupStep
 from drd.runbooks.drill_run import clones_of_run, drill_sites, wait_budget
@@ -45,6 +44,7 @@ class DrillCleaner:
         assert isinstance(step, DrillCleanupStep)
         source, site = drill_sites(step.params.site, context)
         out = context.output
+        started = context.now()
         clones = await clones_of_run(context, site)
         target = context.sites.cluster(site)
         results = await for_each(clones, lambda clone: target.run(
@@ -53,22 +53,28 @@ class DrillCleaner:
         kept = {marks.source for (_, marks), result in zip(clones, results, strict=True)
                 if isinstance(result, BaseException)}
         out.say(f"removed {len(clones) - len(problems)} clones of run {context.run_id} on "
-                f"{site}")
+                f"{site} in {seconds_between(started, context.now())} s")
         out.facts["clones_removed"] = [str(ref) for (ref, _), result
                                        in zip(clones, results, strict=True) if result is True]
 
         named = {marks.source for _, marks in clones}
         named |= {image.ref for image in await scope_on(context, source)}
         sources = sorted(named - kept)
+        at = context.now()
         modes = await for_each(sources, lambda ref: self._remove_snapshots(context, source,
                                                                            ref))
         problems += failures(sources, modes)
+        out.say(f"removed the run's snapshots of {len(sources)} images on {source} in "
+                f"{seconds_between(at, context.now())} s")
         removed = sorted({ref for ref, mode in zip(sources, modes, strict=True)
                           if not isinstance(mode, BaseException)})
         snapshot_mode = {ref for ref, mode in zip(sources, modes, strict=True)
                          if mode is MirrorMode.SNAPSHOT}
+        at = context.now()
         problems += await self._wait_gone(context, (source, site), removed, snapshot_mode,
                                           budget=wait_budget(step))
+        out.say(f"waited {seconds_between(at, context.now())} s for mirroring to remove "
+                f"them on the replicas")
         if problems:
             raise StepFailed(f"the drill of run {context.run_id} left things behind: "
                              + "; ".join(problems))
@@ -78,15 +84,11 @@ class DrillCleaner:
     def _remove_snapshots(self, context: StepContext, source: str,
                           ref: ImageRef) -> MirrorMode | None:
         """Blocking: remove the run's snapshots of one source image; its mirror mode."""
-        def remove(cluster: Any) -> MirrorMode | None:
-            for name in run_snapshots(context.run_id):
-                if rbd_snapshots.remove_snapshot(cluster, ref, name):
-                    context.output.say(f"removed snapshot {ref}@{name} on {source}")
-            try:
-                return rbd_drill.mirroring(cluster, ref).mode
-            except ImageMissing:
-                return None
-        return context.sites.cluster(source).run(remove)
+        removed, mode = context.sites.cluster(source).run(
+            lambda c: rbd_drill.remove_snapshots(c, ref, run_snapshots(context.run_id)))
+        for name in removed:
+            context.output.say(f"removed snapshot {ref}@{name} on {source}")
+        return mode
 
     async def _wait_gone(self, context: StepContext, sites: tuple[str, str],
                          images: list[ImageRef], snapshot_mode: set[ImageRef], *,

@@ -137,32 +137,23 @@ class DrillCloner:
 
     def _fix_point(self, context: StepContext, source: str, site: str,
                    image: DrillImage) -> SourcePoint:
-        """Blocking: check both sides and take the drill snapshot(s) on the source."""
+        """Blocking: check the replica's copy, then take the drill snapshot(s) on the source."""
         ref = image.source
-        there = context.sites.cluster(source).run(lambda c: rbd_drill.mirroring(c, ref))
-        if there.mode is None or not there.primary:
-            raise CephError(f"it is not a mirrored primary image on site {source}, so site "
-                            f"{site} holds no copy of it to drill")
         try:
             here = context.sites.cluster(site).run(lambda c: rbd_drill.mirroring(c, ref))
         except ImageMissing as error:
             raise CephError(f"site {site} has no copy of it (replication never created "
                             f"one)") from error
-        if here.primary:
-            raise CephError(f"it is primary on site {site} as well: drill from the site "
-                            f"that replicates to {site}")
-        name = drill_snapshot(context.run_id)
-
-        def take(cluster: Any) -> SourcePoint:
-            snap_id, _ = rbd_drill.ensure_snapshot(cluster, ref, name)
-            if there.mode is MirrorMode.SNAPSHOT:
-                rbd_drill.ensure_mirror_snapshot_after(cluster, ref, snap_id)
-                return SourcePoint(image, MirrorMode.SNAPSHOT, snap_id, None)
-            end = window_end_snapshot(context.run_id)
-            rbd_drill.ensure_snapshot(cluster, ref, end)
-            return SourcePoint(image, MirrorMode.JOURNAL, snap_id, end)
-
-        return context.sites.cluster(source).run(take)
+        if here.mode is None or here.primary:
+            raise CephError(f"its copy on site {site} is not a mirrored non-primary image; "
+                            f"drill at a site that {source} replicates to")
+        try:
+            point = context.sites.cluster(source).run(lambda c: rbd_drill.fix_drill_point(
+                c, ref, drill_snapshot(context.run_id), window_end_snapshot(context.run_id)))
+        except rbd_drill.NotMirroredPrimary as error:
+            raise CephError(f"it is not a mirrored primary image on site {source}, so "
+                            f"site {site} holds no copy of it to drill") from error
+        return SourcePoint(image, point.mode, point.snap_id, point.window_end)
 
     async def _clone_as_they_arrive(self, context: StepContext, site: str, source: str,
                                     points: list[SourcePoint], budget: float
@@ -191,6 +182,8 @@ class DrillCloner:
                 for point in ready:
                     del pending[point.image.source]
                     started.append((point, asyncio.create_task(clone_one(point))))
+                if not pending:
+                    context.output.facts["snapshots_whole_at"] = context.now().isoformat()
                 if not pending or loop.time() > deadline:
                     break
                 await asyncio.sleep(POLL_SECONDS)
@@ -236,6 +229,10 @@ class DrillCloner:
                             "window_end": c.point.window_end, "clone": str(image.clone),
                             "ready_at": c.ready_at.isoformat(), "seconds": seconds})
         out.facts["clones"] = records
+        whole = out.facts.get("snapshots_whole_at")
+        if whole is not None:
+            out.say(f"every drill snapshot was whole on {site} after "
+                    f"{seconds_between(started, datetime.fromisoformat(whole))} s")
         if cloned:
             ready = max(c.ready_at for c in cloned)
             out.facts["clones_ready_at"] = ready.isoformat()
