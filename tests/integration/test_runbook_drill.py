@@ -34,6 +34,7 @@ from drd.domain.runbook import RunbookKind, RunTarget
 from drd.domain.runbook_steps import (
     DrillCleanupStep,
     DrillCloneStep,
+    DrillVerify,
     DrillVerifyParams,
     DrillVerifyStep,
     SiteParams,
@@ -351,6 +352,17 @@ def test_a_clone_changed_after_cloning_fails_verification_and_is_named(
                                    f"the first at byte {5 * MiB}") for line in lines), lines
         healthy = next(c["clone"] for c in cloned.facts["clones"] if c["clone"] != damaged)
         assert any(line.startswith(f"{healthy}: verified") for line in lines), lines
+
+        # A hook sees each clone through the replica's ceph.conf; what it checks is its
+        # own business (here only that the image opens), and it passes both.
+        hook = DrillVerifyStep(name="hook", type="drill_verify", params=DrillVerifyParams(
+            site="target", method=DrillVerify.HOOK,
+            hook=("sh", "-c", 'rbd -c "$DRD_DRILL_CONF" info "$DRD_DRILL_IMAGE"')))
+        hooked, _ = _run(hook, drill)
+        assert {f"{clone}: verified, sh exited 0" for clone in (damaged, healthy)} <= \
+            set(hooked.lines), hooked.lines
+        assert any(f"rbd image '{damaged.rsplit('/', 1)[1]}'" in line
+                   for line in hooked.lines), hooked.lines
     finally:
         _run(CLEANUP, drill)
         sites.close()
