@@ -6,7 +6,7 @@ lab; see also drd.domain.drill and drd.ceph.rbd_drill):
 
 - A replica's own mirror snapshots cannot be cloned: librbd opens a clone's parent
   snapshot by name among user snapshots only ("failed to find snapshot
-  .mirror.non_primary..."), and Pacific has no clone by snapshot id (Reef added it).
+  .mirror.non_primary..."), and Pacific's librbd has no clone by snapshot id.
   A non-primary image takes no snapshot of its own either (EROFS).
 - So drd takes the user snapshot `drd-drill-run<id>` of every source image, and
   mirroring carries it over with the data before it: in snapshot mode with a mirror
@@ -14,14 +14,14 @@ lab; see also drd.domain.drill and drd.ceph.rbd_drill):
   complete on the replica), in journal mode as an event of the journal. Then each
   replica copy's snapshot is cloned (format 2, unprotected) into the namespace
   `drd-drill` of its pool, whose mirroring is off, so no clone ever replicates.
-  Taking snapshots, like the mirror snapshots drd schedules anyway, pauses nobody's
-  writes for more than the moment librbd blocks them, and replication never stops.
+  Replication never stops. A snapshot holds an image's writes only while librbd takes
+  it (a mon round trip for its id), as every RBD snapshot and mirror snapshot does.
 - The source snapshot is the only honest reference for a checksum: the primary keeps
   changing, and its snapshot is the same point in time as the replica's copy. Except
   in journal mode under writes: the replica's copy also holds the writes that reached
   the journal while the snapshot finished (1 to about 40 of 4 KiB here), so drd takes
-  `drd-drill-run<id>-end` right after the first and the check allows exactly those
-  sectors (drd.domain.drill.compare_sectors).
+  `drd-drill-run<id>-end` right after the first, and the check lets a sector differ
+  from the first only to hold what the second has (drd.domain.drill.compare_sectors).
 
 Clone time is what recovery at the replica would cost; `clones_ready_at` is when the
 last clone was usable (opened and read), the drill's RTO evidence.
@@ -118,6 +118,7 @@ class DrillCloner:
 
         target = context.sites.cluster(site)
         pools = sorted({p.image.clone.pool for p in points})
+
         def prepare(cluster: Any) -> list[str]:
             return [pool for pool in pools if rbd_drill.ensure_drill_namespace(cluster, pool)]
         try:
