@@ -66,12 +66,12 @@ class DrillCleaner:
         problems += failures(sources, modes)
         out.say(f"removed the run's snapshots of {len(sources)} images on {source} in "
                 f"{seconds_between(at, context.now())} s")
-        removed = sorted({ref for ref, mode in zip(sources, modes, strict=True)
-                          if not isinstance(mode, BaseException)})
+        cleared = [ref for ref, mode in zip(sources, modes, strict=True)
+                   if not isinstance(mode, BaseException)]
         snapshot_mode = {ref for ref, mode in zip(sources, modes, strict=True)
                          if mode is MirrorMode.SNAPSHOT}
         at = context.now()
-        problems += await self._wait_gone(context, (source, site), removed, snapshot_mode,
+        problems += await self._wait_gone(context, (source, site), cleared, snapshot_mode,
                                           budget=wait_budget(step))
         out.say(f"waited {seconds_between(at, context.now())} s for mirroring to remove "
                 f"them on the replicas")
