@@ -340,6 +340,11 @@ def test_a_clone_changed_after_cloning_fails_verification_and_is_named(
     pair = [images[0], images[-1]]  # one in snapshot mode, one in journal mode
     drill = _context(sites, run_id, pair)
     try:
+        planned = asyncio.run(EXECUTORS["drill_clone"].plan(CLONE, drill))
+        assert [line.strip() for line in planned[1:]] == [
+            f"rbd/{NAMESPACE}/{name}@drd-drill-run{run_id} -> "
+            f"rbd/{DRILL_NAMESPACE}/water-{name}-run{run_id}" for name in sorted(pair)]
+        assert _leftovers(lab, run_id, pair) == [], "a plan changes nothing"
         cloned, _ = _run(CLONE, drill)
         damaged = next(c["clone"] for c in cloned.facts["clones"] if c["mode"] == "journal")
         with pool(b, DRILL_NAMESPACE) as ioctx, \
