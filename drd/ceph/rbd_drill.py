@@ -21,7 +21,7 @@ import rbd
 
 from drd.ceph.cluster import CephError
 from drd.ceph.rbd_images import execute_all, pool_ioctx
-from drd.ceph.rbd_snapshots import DIGEST_CHUNK, ImageMissing, Interrupted
+from drd.ceph.rbd_snapshots import ImageMissing, Interrupted
 from drd.domain import rbd_snapshot_codec as codec
 from drd.domain.drill import (
     DRILL_NAMESPACE,
@@ -37,6 +37,8 @@ from drd.domain.replication_plan import ImageRef, MirrorMode
 CLONE_FEATURES = (rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
                   | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF
                   | rbd.RBD_FEATURE_DEEP_FLATTEN)
+# One RBD object per read: the OSD, not the chunk size, limits reading (rbd_snapshots).
+COMPARE_CHUNK = 4 << 20
 _MODES = {rbd.RBD_MIRROR_IMAGE_MODE_JOURNAL: MirrorMode.JOURNAL,
           rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT: MirrorMode.SNAPSHOT}
 
@@ -293,7 +295,7 @@ def drill_clones(cluster: Any) -> list[tuple[ImageRef, CloneMarks | None]]:
 
 
 def compare(replica: Any, clone_ref: ImageRef, source: Any, marks: CloneMarks, *,
-            stop: threading.Event | None = None, chunk: int = DIGEST_CHUNK) -> Comparison:
+            stop: threading.Event | None = None, chunk: int = COMPARE_CHUNK) -> Comparison:
     """Read the clone on the replica and its source snapshot on the source side by side.
 
     The window-end snapshot (journal mode) is read only where the two differ.
