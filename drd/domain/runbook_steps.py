@@ -11,7 +11,7 @@ runbook serves any pair) or as a site's name.
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from drd.domain.durations import PositiveDuration
 
@@ -105,8 +105,18 @@ class DrillVerifyParams(_Model):
     site: SiteRef
     method: DrillVerify = DrillVerify.CHECKSUM
     hook: tuple[str, ...] | None = Field(
-        default=None, description="With method hook: argv run per clone, with the "
-                                  "clone's spec in DRD_DRILL_IMAGE.")
+        default=None, min_length=1,
+        description="With method hook: argv run per clone, no shell, with the clone's "
+                    "spec in DRD_DRILL_IMAGE and the site's ceph.conf in DRD_DRILL_CONF.")
+
+    @model_validator(mode="after")
+    def _hook_with_its_method(self) -> "DrillVerifyParams":
+        if self.method is DrillVerify.HOOK and self.hook is None:
+            raise ValueError("method hook needs hook, the argv to run on each clone")
+        if self.method is DrillVerify.CHECKSUM and self.hook is not None:
+            raise ValueError("hook is run only with method hook; this step compares "
+                             "checksums")
+        return self
 
 
 class _Step(_Model):
