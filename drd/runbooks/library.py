@@ -1,8 +1,9 @@
 """The step library: every step type this daemon can run, by the name runbooks use."""
 
+from drd.runbooks.drill_steps import drill_executors
 from drd.runbooks.operator_steps import operator_executors
 from drd.runbooks.step_api import StepExecutor
 
 
 def step_executors() -> dict[str, StepExecutor]:
-    return {**operator_executors()}
+    return {**operator_executors(), **drill_executors()}

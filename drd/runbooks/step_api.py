@@ -9,6 +9,7 @@ output, and facts (JSON values) that later steps or the run's report read.
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -112,16 +113,26 @@ async def for_each(items: Sequence[T], work: Callable[[T], R],
                    width: int = IMAGE_PARALLEL) -> list[R | BaseException]:
     """`work(item)` for every item in worker threads, `width` at once; each result or
     the exception it raised, in the order of `items`."""
-    gate = asyncio.Semaphore(width)
+    if not items:
+        return []
+    loop = asyncio.get_running_loop()
+    # Threads of its own: the loop's default pool has min(32, CPUs + 4) workers, six on
+    # a 2-CPU host, which would cap every step at six images at once.
+    pool = ThreadPoolExecutor(max_workers=min(width, len(items)),
+                              thread_name_prefix="runbook-step")
 
     async def one(item: T) -> R | BaseException:
-        async with gate:
-            try:
-                return await asyncio.to_thread(work, item)
-            except Exception as error:  # each image's failure is reported, not raised
-                return error
+        try:
+            return await loop.run_in_executor(pool, work, item)
+        except Exception as error:  # each image's failure is reported, not raised
+            return error
 
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    try:
+        return list(await asyncio.gather(*(one(item) for item in items)))
+    finally:
+        # Never wait here: a step cancelled (timeout, abort) must not block the event
+        # loop on librbd calls still running; they finish on their own.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def failures(items: Sequence[Any], results: Sequence[object]) -> list[str]:
