@@ -76,8 +76,9 @@ def promote(cluster: Any, ref: ImageRef, force: bool = False) -> bool:
         except (rbd.ImageBusy, rbd.ReadOnlyImage) as error:
             if force:
                 raise
-            raise NotPropagated(f"promoting {ref}: the peer's demotion has not propagated "
-                                f"yet ({error})") from error
+            raise NotPropagated(f"promoting {ref}: Ceph says it is still primary on a peer, "
+                                f"or the peer's demotion has not reached this copy yet "
+                                f"({error})") from error
         return True
 
 
