@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from drd.domain.replay_progress import Progress
 from drd.domain.replication_plan import MirrorState, ObservedImage
+from drd.domain.rpo import MirrorSnapshot
 
 # rbd-mirror's status of a copy that replays, or copies the whole image first.
 _REPLAYING = ("replaying", "syncing")
@@ -170,6 +171,28 @@ def resync_refusal(planned: bool, confirmed_winner: str | None, winner: str) -> 
     return (f"the operator confirmed {confirmed_winner} as the winner, but this step keeps "
             f"{winner}'s data: check which side holds the newer data, then resume with "
             f"--confirm-winner {winner}, or run a runbook that keeps {confirmed_winner}")
+
+
+def split_brain_evidence(loser_snaps: list[MirrorSnapshot], winner_snaps: list[MirrorSnapshot],
+                         loser: str, winner: str) -> str:
+    """What the snapshots say about which side holds the newer data: when each side
+    last took a mirror snapshot while primary, and when it was demoted. A demotion
+    snapshot dates the end of a side's writes, not its last write, so the comparison
+    uses the snapshots taken while primary, as split_brain_verdict does."""
+    def side(snaps: list[MirrorSnapshot], site: str) -> tuple[datetime | None, str]:
+        taken = [snap.created for snap in snaps if snap.primary and not snap.demoted]
+        demoted = [snap.created for snap in snaps if snap.primary and snap.demoted]
+        last = max(taken, default=None)
+        text = f"{site}: last snapshot as primary {'none' if last is None else f'{last:%F %T}'}"
+        if demoted:
+            text += f", demoted {max(demoted):%F %T}"
+        return last, text
+    lost_at, lost_text = side(loser_snaps, loser)
+    won_at, won_text = side(winner_snaps, winner)
+    verdict = ""
+    if lost_at is not None and won_at is not None:
+        verdict = f"; of those, {winner if won_at >= lost_at else loser}'s is the newer"
+    return f"{lost_text}; {won_text}{verdict}"
 
 
 def _mode(image: ObservedImage) -> str:

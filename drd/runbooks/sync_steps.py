@@ -13,9 +13,11 @@ snapshot mode, state error).
 
 import asyncio
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from drd.ceph import rbd_promotion
+from drd.ceph import rbd_images, rbd_promotion
+from drd.ceph.cluster import CephError
 from drd.domain.rbd_step_decisions import (
     Act,
     CopyHealth,
@@ -23,15 +25,24 @@ from drd.domain.rbd_step_decisions import (
     judge_copy,
     resync_decision,
     resync_refusal,
+    split_brain_evidence,
 )
 from drd.domain.replay_progress import Progress
 from drd.domain.replication_plan import ImageRef, MirrorMode
+from drd.domain.rpo import MirrorSnapshot
 from drd.domain.runbook_steps import AnyStep, ResyncParams, SyncParams
 from drd.runbooks.image_work import grouped, params_of
-from drd.runbooks.site_images import SiteImage, images_on, replay_progress_of
+from drd.runbooks.site_images import (
+    SiteImage,
+    images_on,
+    namespaces_of,
+    on_site,
+    replay_progress_of,
+)
 from drd.runbooks.step_api import StepContext, StepFailed, for_each
 
 POLL_SECONDS = 0.2
+Snapshots = list[MirrorSnapshot] | CephError
 RESYNC_POLL_SECONDS = 0.5
 # How long a copy may stay undecided (no status since the promotion, replay not yet
 # visible in its data) before the step says so and fails: rbd-mirror notices a
@@ -209,8 +220,10 @@ async def _request(context: StepContext, loser: str, winner: str,
     refusal = resync_refusal(context.kind.planned, context.confirmed_winner, winner)
     shown = "; ".join(f"{ref}: {decision.reason}" for ref, decision in sorted(repair.items()))
     if refusal is not None:
+        evidence = await _evidence(context, loser, winner, sorted(repair))
         raise StepFailed(f"{len(repair)} image(s) on {loser} are split-brained against "
-                         f"{winner}: {shown}. Not resynced: {refusal}")
+                         f"{winner}: {shown}. Not resynced: {refusal}"
+                         + (f". The snapshots say: {evidence}" if evidence else ""))
     handle = context.sites.cluster(loser)
     refs = sorted(repair)
     results = await for_each(refs, lambda ref: handle.run(
@@ -234,6 +247,34 @@ async def _request(context: StepContext, loser: str, winner: str,
     if failed:
         raise StepFailed(f"requesting resyncs on {loser} failed for {len(failed)} image(s): "
                          + "; ".join(failed))
+
+
+async def _evidence(context: StepContext, loser: str, winner: str, refs: list[ImageRef]) -> str:
+    """For the operator choosing a winner: each side's newest snapshot taken as primary,
+    for the snapshot-mode images among `refs` (journal mode keeps no such dates)."""
+    sides: dict[str, dict[str, Snapshots]] = {}
+    for site in (loser, winner):
+        sides[site] = {}
+        for (pool, namespace), group in namespaces_of(refs).items():
+            try:
+                sides[site] |= await on_site(context, site, partial(
+                    _snapshots, pool=pool, namespace=namespace, names=[r.name for r in group]),
+                    "reading mirror snapshots")
+            except StepFailed:
+                return ""  # evidence is a help; its absence must not hide the refusal
+    lines = []
+    for ref in refs:
+        lost, won = sides[loser].get(ref.name), sides[winner].get(ref.name)
+        if isinstance(lost, list) and lost and isinstance(won, list):
+            lines.append(f"{ref}: {split_brain_evidence(lost, won, loser, winner)}")
+    return "; ".join(lines)
+
+
+def _snapshots(cluster: Any, pool: str, namespace: str, names: list[str]) -> dict[str, Snapshots]:
+    ids = rbd_images.image_ids_by_name(cluster, pool, namespace)
+    found = rbd_images.mirror_snapshots_many(cluster, pool, namespace,
+                                             [ids[name] for name in names if name in ids])
+    return {name: found.get(ids[name], CephError("not read")) for name in names if name in ids}
 
 
 def _note_replaying(context: StepContext, decisions: dict[ImageRef, Decision],

@@ -314,6 +314,9 @@ async def test_forced_promote_fences_the_writer_and_resync_waits_for_the_winner(
     with pytest.raises(StepFailed, match="--confirm-winner b") as refused:
         await _run(resync, _context(sites, "a", "b", "sewage", kind=FAILOVER))
     assert "split-brain" in str(refused.value)
+    assert f"The snapshots say: rbd/{SEWAGE}/vol-00: a: last snapshot as primary" \
+        in str(refused.value)
+    assert str(refused.value).endswith("of those, b's is the newer")
     print(f"\nrefused: {refused.value}\nforced: {forced.output.lines}")
     with pytest.raises(StepFailed, match="confirmed a as the winner"):
         await _run(resync, _context(sites, "a", "b", "sewage", confirmed="a", kind=FAILOVER))

@@ -16,9 +16,11 @@ from drd.domain.rbd_step_decisions import (
     promote_decision,
     resync_decision,
     resync_refusal,
+    split_brain_evidence,
 )
 from drd.domain.replay_progress import Progress
 from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
+from drd.domain.rpo import MirrorSnapshot
 from drd.domain.rpo_bounds import destination_bounds, judge_reading
 from drd.domain.site import SiteKind
 from drd.domain.tenant_policy import BlockSelection
@@ -140,6 +142,18 @@ def test_a_resync_runs_unasked_only_in_a_planned_run_or_for_the_confirmed_winner
     assert unconfirmed is not None and "--confirm-winner b" in unconfirmed
     other = resync_refusal(planned=False, confirmed_winner="a", winner="b")
     assert other is not None and other.startswith("the operator confirmed a as the winner")
+
+
+def test_split_brain_evidence_dates_each_sides_last_snapshot_as_primary() -> None:
+    def snap(snap_id: int, second: int, demoted: bool = False) -> MirrorSnapshot:
+        return MirrorSnapshot(snap_id, AT + timedelta(seconds=second), primary=True,
+                              complete=True, primary_snap_id=None, demoted=demoted)
+    evidence = split_brain_evidence([snap(30, 0), snap(33, 5, demoted=True)],
+                                    [snap(37, 2), snap(40, 4)], "a", "b")
+    # a was demoted after b's last snapshot; what counts is a's last snapshot as primary.
+    assert evidence == ("a: last snapshot as primary 2026-11-22 09:36:10, demoted "
+                        "2026-11-22 09:36:15; b: last snapshot as primary 2026-11-22 09:36:14; "
+                        "of those, b's is the newer")
 
 
 def test_peers_rbd_mirror_is_spared_and_every_other_holder_fenced() -> None:
