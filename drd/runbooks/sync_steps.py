@@ -149,7 +149,13 @@ class RbdResync:
                 _note_replaying(context, decisions, requested)
                 repair = {ref: d for ref, d in decisions.items()
                           if d.act is Act.ACT and ref not in requested}
-                if repair:
+                undecided = [ref for ref, d in decisions.items()
+                             if d.act is Act.WAIT and ref not in requested]
+                # A refusal names every split-brained copy at once, so the operator
+                # confirms once: it waits until the others have settled too.
+                asks = resync_refusal(context.kind.planned, context.confirmed_winner,
+                                      winner) is not None
+                if repair and (not asks or not undecided or _settle_over(context, started)):
                     await _request(context, loser, winner, repair, requested)
                     continue
                 waiting = {ref: d for ref, d in decisions.items() if d.act is not Act.SKIP}
@@ -295,13 +301,17 @@ def _give_up_if_stuck(context: StepContext, waiting: dict[ImageRef, Decision],
                       requested: dict[ImageRef, datetime], started: datetime,
                       loser: str) -> None:
     """A copy not resynced that stays undecided this long will not settle by itself."""
-    if (context.now() - started).total_seconds() < SETTLE_SECONDS:
+    if not _settle_over(context, started):
         return
     stuck = {ref: d for ref, d in waiting.items() if ref not in requested}
     if stuck:
         raise StepFailed(f"{len(stuck)} copies on {loser} neither replay nor report "
                          f"split-brain after {SETTLE_SECONDS:.0f} s: "
                          + "; ".join(f"{ref}: {d.reason}" for ref, d in sorted(stuck.items())))
+
+
+def _settle_over(context: StepContext, started: datetime) -> bool:
+    return (context.now() - started).total_seconds() >= SETTLE_SECONDS
 
 
 def _listed(decisions: dict[ImageRef, Decision], act: Act, negate: bool = False) -> str:
