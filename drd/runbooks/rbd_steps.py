@@ -238,8 +238,9 @@ async def _promote(context: StepContext, site: str, images: list[SiteImage],
     out.facts["promoted"] = _per_mode([image for image, _ in promoted])
     out.facts["already_primary"] = len(images) - len(promoted) - len(failed)
     if failed:
-        raise StepFailed(f"{how.removesuffix('d')}ing on site {site} failed for "
-                         f"{len(failed)} of {len(work)} image(s): " + "; ".join(failed))
+        doing = "force-promoting" if force else "promoting"
+        raise StepFailed(f"{doing} on site {site} failed for {len(failed)} of {len(work)} "
+                         f"image(s): " + "; ".join(failed))
     writable = max((at for _, at in promoted), default=context.now())
     out.facts["writable_at"] = writable.isoformat()
     out.say(f"{len(promoted)} image(s) {how} on {site}, {out.facts['already_primary']} "
