@@ -48,10 +48,15 @@ def judge_rpo(measured: timedelta | None, target: timedelta) -> RpoState:
 def split_brain_verdict(primary: list[MirrorSnapshot],
                         peer: list[MirrorSnapshot]) -> str | None:
     """When the peer's copy is primary too, which side holds the newer data, by the
-    timestamps of each side's newest primary snapshot; None when it is not."""
-    theirs = [s.created for s in peer if s.primary and not s.demoted]
-    if not theirs:
+    timestamps of each side's newest primary snapshot; None when it is not.
+
+    The peer is primary when its newest mirror snapshot is a primary one, as librbd
+    decides: a demoted old primary keeps its older primary snapshots until they are
+    pruned, and is not primary for them (seen on the lab after every switchover)."""
+    newest_peer = max(peer, key=lambda s: s.snap_id, default=None)
+    if newest_peer is None or not newest_peer.primary or newest_peer.demoted:
         return None
+    theirs = [s.created for s in peer if s.primary and not s.demoted]
     ours = [s.created for s in primary if s.primary and not s.demoted]
     newest_theirs = max(theirs)
     if not ours:

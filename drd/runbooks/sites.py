@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drd.ceph.cluster import ClusterHandle
+from drd.domain.site import SiteKind
 from drd.domain.site_config import SiteConfig
 from drd.runbooks.step_api import StepFailed
 
@@ -29,6 +30,15 @@ class ConfiguredSites:
             self._handles[site] = ClusterHandle(self._conf(site), self._config.ceph.client,
                                                 CEPH_DEADLINE_SECONDS)
         return self._handles[site]
+
+    def kind(self, site: str) -> SiteKind:
+        """The site's fixed kind (production, same-city, remote), from the config."""
+        if site == self._config.site.name:
+            return self._config.site.kind
+        peer = next((p for p in self._config.peers if p.name == site), None)
+        if peer is None:
+            raise StepFailed(f"site {site!r} is not known here")
+        return peer.kind
 
     def peer_reachable(self, site: str) -> bool:
         return site == self._config.site.name or self._reachable(site)

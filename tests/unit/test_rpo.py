@@ -132,3 +132,18 @@ def test_split_brain_names_the_side_with_the_newer_snapshot() -> None:
     demoted = [MirrorSnapshot(7, NOW, primary=True, complete=True, primary_snap_id=None,
                               demoted=True)]
     assert not snapshot_rpo(here, demoted, NOW).detail.startswith("split-brain")
+
+
+def test_an_old_primary_demoted_by_a_switchover_is_no_split_brain() -> None:
+    # As read on the lab after a switchover a -> b, from b: a still holds its primary
+    # snapshot 10 and its demotion snapshot 12, and already a copy (14) of b's 15.
+    here = [MirrorSnapshot(13, NOW - timedelta(seconds=40), primary=False, complete=True,
+                           primary_snap_id=12, demoted=True), primary_snap(15, 30)]
+    there = [primary_snap(10, 60),
+             MirrorSnapshot(12, NOW - timedelta(seconds=40), primary=True, complete=True,
+                            primary_snap_id=None, demoted=True),
+             copy_of(14, 15)]
+    reading = snapshot_rpo(here, there, NOW)
+    assert (reading.measured, reading.detail) == (timedelta(seconds=30), "idle")
+    before_copy = snapshot_rpo(here, there[:2], NOW)
+    assert before_copy.detail == "no snapshot fully synced to the peer yet"
