@@ -158,16 +158,18 @@ def resync_decision(loser: ObservedImage | None, winner: ObservedImage | None,
     return Decision(Act.WAIT, health.reason)
 
 
-def resync_refusal(planned: bool, confirmed_winner: str | None, winner: str) -> str | None:
+def resync_refusal(proven_clean: bool, confirmed_winner: str | None,
+                   winner: str) -> str | None:
     """Why resyncs may not run now, or None. A resync discards the losing copy: it runs
-    unasked only after a planned switchover or failback, where the demoted side provably
-    holds nothing newer; otherwise an operator confirms the winner."""
-    if planned or confirmed_winner == winner:
+    unasked only when this run demoted the losing side and then proved it replayed in
+    full elsewhere (`proven_clean`), so that it provably holds nothing newer; otherwise
+    an operator confirms the winner."""
+    if proven_clean or confirmed_winner == winner:
         return None
     if confirmed_winner is None:
-        return (f"a resync discards the losing side's data and this run is not a planned "
-                f"switchover: confirm that {winner} holds the data to keep by resuming the "
-                f"run with --confirm-winner {winner}")
+        return (f"a resync discards the losing side's data, and this run did not demote "
+                f"it and prove it replayed in full: confirm that {winner} holds the data "
+                f"to keep by resuming the run with --confirm-winner {winner}")
     return (f"the operator confirmed {confirmed_winner} as the winner, but this step keeps "
             f"{winner}'s data: check which side holds the newer data, then resume with "
             f"--confirm-winner {winner}, or run a runbook that keeps {confirmed_winner}")

@@ -21,16 +21,11 @@ TenantName = Annotated[str, Field(pattern=TENANT_NAME_PATTERN)]
 
 
 class RunbookKind(StrEnum):
-    SWITCHOVER = "switchover"  # planned: split-brain after it is repaired by drd itself
-    FAILOVER = "failover"  # unplanned: repairs need an operator's confirmation
+    SWITCHOVER = "switchover"
+    FAILOVER = "failover"
     FAILBACK = "failback"
-    DRILL = "drill"
+    DRILL = "drill"  # only reads production: may run beside anything
     CUSTOM = "custom"
-
-    @property
-    def planned(self) -> bool:
-        """The source was demoted cleanly by the run, so it provably holds nothing newer."""
-        return self in (RunbookKind.SWITCHOVER, RunbookKind.FAILBACK)
 
 
 class _Model(BaseModel):

@@ -139,7 +139,7 @@ class RbdResync:
                  f"yet, {counts.get(Act.REFUSE, 0)} refused"]
         lines += grouped({ref: decision.reason for ref, decision in decisions.items()
                           if decision.act is not Act.SKIP})
-        refusal = resync_refusal(context.kind.planned, context.confirmed_winner, winner)
+        refusal = resync_refusal(loser in context.cleanly_demoted, context.confirmed_winner, winner)
         if counts.get(Act.ACT) and refusal:
             lines.append(f"  it would stop there: {refusal}")
         return lines
@@ -163,7 +163,7 @@ class RbdResync:
                              if d.act is Act.WAIT and ref not in requested]
                 # A refusal names every split-brained copy at once, so the operator
                 # confirms once: it waits until the others have settled too.
-                asks = resync_refusal(context.kind.planned, context.confirmed_winner,
+                asks = resync_refusal(loser in context.cleanly_demoted, context.confirmed_winner,
                                       winner) is not None
                 if repair and (not asks or not undecided or _settle_over(context, started)):
                     await _request(context, loser, winner, repair, requested)
@@ -233,7 +233,7 @@ def _refuse(decisions: dict[ImageRef, Decision], loser: str, winner: str) -> Non
 
 async def _request(context: StepContext, loser: str, winner: str,
                    repair: dict[ImageRef, Decision], requested: dict[ImageRef, datetime]) -> None:
-    refusal = resync_refusal(context.kind.planned, context.confirmed_winner, winner)
+    refusal = resync_refusal(loser in context.cleanly_demoted, context.confirmed_winner, winner)
     shown = "; ".join(f"{ref}: {decision.reason}" for ref, decision in sorted(repair.items()))
     if refusal is not None:
         evidence = await _evidence(context, loser, winner, sorted(repair))
@@ -244,8 +244,9 @@ async def _request(context: StepContext, loser: str, winner: str,
     refs = sorted(repair)
     results = await for_each(refs, lambda ref: handle.run(
         lambda cluster: rbd_promotion.request_resync(cluster, ref)))
-    why = ("planned run: the demoted side provably holds nothing newer"
-           if context.kind.planned else f"winner {winner} confirmed by the operator")
+    why = (f"this run demoted {loser} and proved it replayed in full on {winner}: it "
+           f"holds nothing newer" if loser in context.cleanly_demoted
+           else f"winner {winner} confirmed by the operator")
     out = context.output
     repairs: list[dict[str, Any]] = out.facts.setdefault("repairs", [])
     now = context.now()

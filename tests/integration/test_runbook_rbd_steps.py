@@ -152,7 +152,7 @@ def _step(step_type: str, **params: Any) -> AnyStep:
 
 
 def _executor(step: AnyStep) -> StepExecutor:
-    return EXECUTORS[str(step.model_dump(include={"type"})["type"])]
+    return EXECUTORS[step.type]
 
 
 async def _run(step: AnyStep, context: StepContext) -> StepContext:

@@ -136,11 +136,11 @@ def test_resync_refuses_what_it_cannot_repair(loser: ObservedImage, winner: Obse
 
 
 def test_a_resync_runs_unasked_only_in_a_planned_run_or_for_the_confirmed_winner() -> None:
-    assert resync_refusal(planned=True, confirmed_winner=None, winner="b") is None
-    assert resync_refusal(planned=False, confirmed_winner="b", winner="b") is None
-    unconfirmed = resync_refusal(planned=False, confirmed_winner=None, winner="b")
+    assert resync_refusal(proven_clean=True, confirmed_winner=None, winner="b") is None
+    assert resync_refusal(proven_clean=False, confirmed_winner="b", winner="b") is None
+    unconfirmed = resync_refusal(proven_clean=False, confirmed_winner=None, winner="b")
     assert unconfirmed is not None and "--confirm-winner b" in unconfirmed
-    other = resync_refusal(planned=False, confirmed_winner="a", winner="b")
+    other = resync_refusal(proven_clean=False, confirmed_winner="a", winner="b")
     assert other is not None and other.startswith("the operator confirmed a as the winner")
 
 

@@ -73,3 +73,9 @@ groups:
     assert "sites.yaml:3: target: unknown site 'd'; known: a, b, c" in rendered
     assert "sites.yaml:8: groups[0].steps[1].name: step 'x' is named twice" in rendered
     assert "sites.yaml:8: groups[0].steps[1].params.site: unknown site 'nowhere'" in rendered
+
+
+def test_the_daemon_has_an_executor_for_every_step_type() -> None:
+    from drd.domain.runbook_steps import STEP_TYPES
+    from drd.runbooks.library import step_executors
+    assert set(step_executors()) == set(STEP_TYPES)
