@@ -1,0 +1,254 @@
+"""Runbooks through the daemons on the real lab: a switchover by `drd switchover` keeps
+every byte and proves replication back; a daemon killed with SIGKILL in the middle of a
+switchover, at several different steps, is restarted and `drd runbook resume` finishes
+the run with nothing doubled; a runbook with an invalid step is refused before anything
+runs; every run is in the audit log."""
+
+import contextlib
+import json
+import os
+import signal
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import rbd
+
+from drd.api.tokens import read_secret_file
+from drd.lab.description import DaemonRole, LabDescription, SiteRecord
+from drd.lab.lab_store import load_description
+from tests.integration.conftest import run_drd
+from tests.integration.rbd_images import (
+    MiB,
+    image_sha256,
+    pool,
+    random_bytes,
+    wait_for_checksum,
+    write,
+)
+from tests.integration.test_replication import drd, eventually
+
+pytestmark = pytest.mark.timeout(900)
+
+RUN = uuid.uuid4().hex[:6]
+JOURNAL = [f"rb-{RUN}-j{n}" for n in range(3)]
+SNAPSHOT = [f"rb-{RUN}-s{n}" for n in range(3)]
+IMAGES = JOURNAL + SNAPSHOT
+SIZE = 16 * MiB
+POLICY = f"""\
+tenant: water
+protection:
+  block:
+    - name: runbook-journal
+      pool: rbd
+      namespace: water
+      images: ["rb-{RUN}-j*"]
+      same_city: {{mode: journal, rpo_target: 10s}}
+    - name: runbook-snapshot
+      pool: rbd
+      namespace: water
+      images: ["rb-{RUN}-s*"]
+      same_city: {{mode: snapshot, interval: 1m, rpo_target: 2m}}
+"""
+
+
+def is_primary(site: SiteRecord, name: str) -> bool:
+    with pool(site, "water") as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
+        return bool(image.mirror_image_get_info()["primary"])
+
+
+def checksums(site: SiteRecord) -> dict[str, str]:
+    return {name: image_sha256(site, name, "water") for name in IMAGES}
+
+
+def api(lab: LabDescription, site: str, path: str, body: dict[str, Any] | None = None
+        ) -> dict[str, Any]:
+    assert lab.operator_token_file is not None
+    url = lab.sites[site].api_url
+    request = urllib.request.Request(  # noqa: S310 (the lab's own http:// URL)
+        f"{url}{path}", method="GET" if body is None else "POST",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {read_secret_file(lab.operator_token_file)}",
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+@pytest.fixture(scope="module")
+def mirrored(lab: LabDescription, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The images on a, mirrored to b by the daemons under a water policy every site
+    holds (the site running a runbook needs the tenant's policy)."""
+    with pool(lab.sites["a"], "water") as ioctx:
+        for number, name in enumerate(IMAGES):
+            rbd.RBD().create(ioctx, name, SIZE, old_format=False)
+            with rbd.Image(ioctx, name) as image:
+                image.write(random_bytes(number, SIZE), 0)
+    directory = tmp_path_factory.mktemp("runbook-policy")
+    for site in ("a", "b", "c"):
+        applied = apply_policy_at(lab, directory, site)
+        assert applied.returncode == 0, applied.stderr
+    expected = checksums(lab.sites["a"])
+    eventually(lambda: all(_mirrored(lab, name) for name in IMAGES), 120,
+               "drd enabled mirroring of every image")
+    with pool(lab.sites["a"], "water") as ioctx:
+        for name in SNAPSHOT:
+            with rbd.Image(ioctx, name) as image:
+                image.mirror_image_create_snapshot()
+    for name in IMAGES:
+        wait_for_checksum(lab.sites["b"], name, expected[name], timeout=180,
+                          namespace="water")
+
+
+def apply_policy_at(lab: LabDescription, directory: Path, site: str) -> Any:
+    path = directory / "water.yaml"
+    path.write_text(POLICY)
+    return drd(lab, "policy", "apply", str(path), site=site)
+
+
+def _mirrored(lab: LabDescription, name: str) -> bool:
+    try:
+        return is_primary(lab.sites["a"], name)
+    except rbd.Error:  # mirroring not enabled yet
+        return False
+
+
+def switch(lab: LabDescription, source: str, target: str, *args: str) -> Any:
+    return drd(lab, "switchover", "--tenant", "water", "--from", source, "--to", target,
+               "--json", *args, site=target)
+
+
+def test_a_switchover_by_the_daemon_keeps_every_byte_and_proves_replication_back(
+        lab: LabDescription, mirrored: None) -> None:
+    before = checksums(lab.sites["a"])
+    ran = switch(lab, "a", "b")
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    view = json.loads(ran.stdout)
+    assert view["state"] == "succeeded"
+    assert checksums(lab.sites["b"]) == before  # RPO 0
+    assert all(is_primary(lab.sites["b"], name) for name in IMAGES)
+    assert not any(is_primary(lab.sites["a"], name) for name in IMAGES)
+    report = view["report"]
+    assert report["unprotected_seconds"] >= 0 and report["rto_seconds"] > 0
+    proof = next(s for s in view["steps"] if s["name"] == "replication-to-source")
+    assert proof["state"] == "succeeded"
+    # b writes; the write reaches a, the old primary, by replication.
+    write(lab.sites["b"], JOURNAL[0], 0, random_bytes(99, MiB), "water")
+    wait_for_checksum(lab.sites["a"], JOURNAL[0],
+                      image_sha256(lab.sites["b"], JOURNAL[0], "water"), namespace="water")
+    audit = api(lab, "b", "/v1/audit")["entries"]
+    assert any(e["action"] == "runbook.run" and e["target"] == f"run {view['id']}"
+               for e in audit)
+
+
+def drd_pid(lab_dir: Path, site: str) -> int:
+    description = load_description(lab_dir)
+    assert description is not None
+    return next(p.pid for p in description.sites[site].processes
+                if p.role is DaemonRole.DRD)
+
+
+def kill_during(lab: LabDescription, site: str, run_id: int, step: str) -> str | None:
+    """SIGKILL `site`'s daemon once `step` has started (or, if it went by, whatever runs
+    then); return the step the journal shows as interrupted, if any."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        view = api(lab, site, f"/v1/runs/{run_id}")
+        states = {s["name"]: s["state"] for s in view["steps"]}
+        if states.get(step) in ("running", "succeeded") or view["state"] != "running":
+            break
+        time.sleep(0.02)
+    pid = drd_pid(lab.dir, site)
+    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(pid).wait(30)
+    restarted = run_drd("lab", "up", "--dir", str(lab.dir))
+    assert restarted.returncode == 0, restarted.stderr
+    eventually(lambda: _answers(lab, site), 60, f"site {site}'s daemon answers again")
+    view = api(lab, site, f"/v1/runs/{run_id}")
+    running = [s["name"] for s in view["steps"] if s["state"] in ("running", "cancelled")]
+    return running[0] if running else None
+
+
+def wait_ended(lab: LabDescription, site: str, run_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while (view := api(lab, site, f"/v1/runs/{run_id}"))["state"] == "running":
+        assert time.monotonic() < deadline, f"run {run_id} still running: {view}"
+        time.sleep(0.5)
+    return view
+
+
+def _answers(lab: LabDescription, site: str) -> bool:
+    try:
+        api(lab, site, "/v1/runs?limit=1")
+        return True
+    except OSError:
+        return False
+
+
+def test_a_daemon_killed_mid_switchover_resumes_the_run_and_doubles_nothing(
+        lab: LabDescription, mirrored: None) -> None:
+    """Three switchovers, b->a, a->b, b->a, each killed at a different step."""
+    interrupted: list[str | None] = []
+    moves = [("b", "a", "demote-source"), ("a", "b", "promote-target"),
+             ("b", "a", "replication-to-source")]
+    for number, (source, target, step) in enumerate(moves):
+        if not all(is_primary(lab.sites[source], name) for name in IMAGES):
+            pytest.fail(f"the images are not primary on {source} before move {number}")
+        write(lab.sites[source], SNAPSHOT[0], MiB, random_bytes(200 + number, MiB), "water")
+        write(lab.sites[source], JOURNAL[1], MiB, random_bytes(300 + number, MiB), "water")
+        before = checksums(lab.sites[source])
+        started = switch(lab, source, target, "--no-wait")
+        assert started.returncode == 0, started.stderr
+        run_id = json.loads(started.stdout)["id"]
+        interrupted.append(kill_during(lab, target, run_id, step))
+        resumed = drd(lab, "runbook", "resume", str(run_id), "--json", site=target)
+        view = wait_ended(lab, target, run_id)
+        assert view["state"] == "succeeded", (resumed.stdout, resumed.stderr, view)
+        assert checksums(lab.sites[target]) == before, f"move {number} lost data"
+        assert all(is_primary(lab.sites[target], name) for name in IMAGES)
+        assert not any(is_primary(lab.sites[source], name) for name in IMAGES)
+        for step_view in view["steps"]:
+            # Each step ended succeeded exactly once; an interrupted one shows its
+            # earlier attempt too, and nothing ran after the run had succeeded.
+            assert step_view["state"] == "succeeded", step_view
+    assert len({step for step in interrupted if step is not None}) >= 2, interrupted
+
+
+def test_a_runbook_with_an_invalid_step_is_refused_before_anything_runs(
+        lab: LabDescription, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("""\
+name: broken
+source: a
+target: b
+groups:
+  - name: only
+    steps:
+      - {name: demote, type: rbd_demote, params: {site: source}}
+      - {name: jump, type: rbd_teleport, params: {site: target}}
+""")
+    site_dir = lab.dir / "b" / "drd" / "runbooks"
+    (site_dir / "broken.yaml").write_text(broken.read_text())
+    try:
+        reloaded = run_drd("lab", "up", "--dir", str(lab.dir))  # a no-op on a lab that runs
+        assert reloaded.returncode == 0
+        os.kill(drd_pid(lab.dir, "b"), signal.SIGHUP)
+        eventually(lambda: any("rbd_teleport" in p for p in
+                               api(lab, "b", "/v1/runbooks")["problems"]), 30,
+                   "the daemon refused the runbook")
+        listed = api(lab, "b", "/v1/runbooks")
+        assert "broken" not in {b["name"] for b in listed["runbooks"]}
+        assert any("broken.yaml:8: groups[0].steps[1].type: unknown type 'rbd_teleport'"
+                   in p for p in listed["problems"])
+        before = len(api(lab, "b", "/v1/runs?limit=500")["runs"])
+        refused = drd(lab, "runbook", "run", "broken", site="b")
+        assert refused.returncode != 0 and "no runbook 'broken'" in refused.stderr
+        assert len(api(lab, "b", "/v1/runs?limit=500")["runs"]) == before
+    finally:
+        (site_dir / "broken.yaml").unlink()
+        os.kill(drd_pid(lab.dir, "b"), signal.SIGHUP)
