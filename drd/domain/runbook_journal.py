@@ -153,7 +153,16 @@ def report(steps: list[StepProgress], started_at: datetime,
         windows["rto_seconds"] = _between(started_at.isoformat(), writable)
     if ready:
         windows["rto_seconds"] = _between(started_at.isoformat(), ready)
+    losses = [f["loss_window_seconds"] for f in known.values()
+              if "loss_window_seconds" in f]
+    if losses:
+        # None (unknown) wins over any number: an unknown loss is not a small one.
+        windows_or_unknown: dict[str, Any] = {"loss_window_seconds": None if None in losses
+                                              else max(losses)}
+    else:
+        windows_or_unknown = {}
     return {
+        **windows_or_unknown,
         "total_seconds": round((finished_at - started_at).total_seconds(), 3),
         "step_seconds": {s.step.name: round(s.seconds, 3) for s in steps
                          if s.seconds is not None},

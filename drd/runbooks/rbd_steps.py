@@ -16,12 +16,14 @@ the lost site; what drd adds is fencing the lost site's writers where it can rea
 """
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from drd.ceph import rbd_fencing, rbd_promotion
+from drd.ceph import rbd_fencing, rbd_images, rbd_promotion
 from drd.ceph.rbd_promotion import NotPropagated
+from drd.domain.loss_window import HeldUpTo, journal_copy_held, loss_window, snapshot_copy_held
 from drd.domain.rbd_step_decisions import (
     Act,
     Decision,
@@ -147,7 +149,32 @@ class RbdForcePromote:
         decisions = _decided(images, _force_decision)
         refuse_if_any(images, decisions, "force-promote", site)
         await _fence(context, lost)
+        held = await _held_up_to(context, site, _to_act(images, decisions))
         await _promote(context, site, images, decisions, force=True, patience=0.0)
+        out = context.output
+        writable = datetime.fromisoformat(out.facts["writable_at"])
+        seconds, line = loss_window(list(held.values()), writable)
+        out.facts["loss_window_seconds"] = seconds
+        out.facts["held_up_to"] = {str(ref): {"as_of": h.as_of.isoformat() if h.as_of
+                                              else None, "detail": h.detail}
+                                   for ref, h in held.items()}
+        out.say(line)
+
+
+async def _held_up_to(context: StepContext, site: str,
+                      images: list[SiteImage]) -> dict[ImageRef, HeldUpTo]:
+    """How far each copy had replayed the lost primary, read before the promotion."""
+    handle = context.sites.cluster(site)
+    snapshot_mode = [i for i in images if i.mode is MirrorMode.SNAPSHOT]
+    results = await for_each(snapshot_mode, lambda image: handle.run(
+        lambda cluster: rbd_images.mirror_snapshots(cluster, image.ref)))
+    held = {image.ref: journal_copy_held(image.status) for image in images
+            if image.mode is not MirrorMode.SNAPSHOT}
+    for image, result in zip(snapshot_mode, results, strict=True):
+        held[image.ref] = (HeldUpTo(None, f"its snapshots cannot be read: {result}")
+                           if isinstance(result, BaseException)
+                           else snapshot_copy_held(result))
+    return held
 
 
 def _force_decision(image: ObservedImage) -> Decision:

@@ -4,24 +4,18 @@ switchover, at several different steps, is restarted and `drd runbook resume` fi
 the run with nothing doubled; a runbook with an invalid step is refused before anything
 runs; every run is in the audit log."""
 
-import contextlib
 import json
 import os
 import signal
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import rbd
 
-from drd.api.tokens import read_secret_file
 from drd.lab.description import DaemonRole, LabDescription, SiteRecord
-from drd.lab.lab_store import load_description
-from tests.integration.conftest import run_drd
 from tests.integration.rbd_images import (
     MiB,
     image_sha256,
@@ -30,6 +24,18 @@ from tests.integration.rbd_images import (
     wait_for_checksum,
     write,
 )
+from tests.integration.runbook_helpers import (
+    api,
+    is_primary,
+    kill,
+    mirroring_enabled,
+    pids,
+    restart_dead,
+    take_mirror_snapshots,
+    wait_answers,
+    wait_ended,
+)
+from tests.integration.runbook_helpers import checksums as checksums_of
 from tests.integration.test_replication import drd, eventually
 
 pytestmark = pytest.mark.timeout(900)
@@ -56,27 +62,8 @@ protection:
 """
 
 
-def is_primary(site: SiteRecord, name: str) -> bool:
-    with pool(site, "water") as ioctx, rbd.Image(ioctx, name, read_only=True) as image:
-        return bool(image.mirror_image_get_info()["primary"])
-
-
 def checksums(site: SiteRecord) -> dict[str, str]:
-    return {name: image_sha256(site, name, "water") for name in IMAGES}
-
-
-def api(lab: LabDescription, site: str, path: str, body: dict[str, Any] | None = None
-        ) -> dict[str, Any]:
-    assert lab.operator_token_file is not None
-    url = lab.sites[site].api_url
-    request = urllib.request.Request(  # noqa: S310 (the lab's own http:// URL)
-        f"{url}{path}", method="GET" if body is None else "POST",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {read_secret_file(lab.operator_token_file)}",
-                 "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
+    return checksums_of(site, IMAGES)
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +80,9 @@ def mirrored(lab: LabDescription, tmp_path_factory: pytest.TempPathFactory) -> N
         applied = apply_policy_at(lab, directory, site)
         assert applied.returncode == 0, applied.stderr
     expected = checksums(lab.sites["a"])
-    eventually(lambda: all(_mirrored(lab, name) for name in IMAGES), 120,
+    eventually(lambda: all(mirroring_enabled(lab.sites["a"], name) for name in IMAGES), 120,
                "drd enabled mirroring of every image")
-    with pool(lab.sites["a"], "water") as ioctx:
-        for name in SNAPSHOT:
-            with rbd.Image(ioctx, name) as image:
-                image.mirror_image_create_snapshot()
+    take_mirror_snapshots(lab.sites["a"], SNAPSHOT)
     for name in IMAGES:
         wait_for_checksum(lab.sites["b"], name, expected[name], timeout=180,
                           namespace="water")
@@ -108,13 +92,6 @@ def apply_policy_at(lab: LabDescription, directory: Path, site: str) -> Any:
     path = directory / "water.yaml"
     path.write_text(POLICY)
     return drd(lab, "policy", "apply", str(path), site=site)
-
-
-def _mirrored(lab: LabDescription, name: str) -> bool:
-    try:
-        return is_primary(lab.sites["a"], name)
-    except rbd.Error:  # mirroring not enabled yet
-        return False
 
 
 def switch(lab: LabDescription, source: str, target: str, *args: str) -> Any:
@@ -145,13 +122,6 @@ def test_a_switchover_by_the_daemon_keeps_every_byte_and_proves_replication_back
                for e in audit)
 
 
-def drd_pid(lab_dir: Path, site: str) -> int:
-    description = load_description(lab_dir)
-    assert description is not None
-    return next(p.pid for p in description.sites[site].processes
-                if p.role is DaemonRole.DRD)
-
-
 def kill_during(lab: LabDescription, site: str, run_id: int, step: str) -> str | None:
     """SIGKILL `site`'s daemon once `step` has started (or, if it went by, whatever runs
     then); return the step the journal shows as interrupted, if any."""
@@ -162,32 +132,12 @@ def kill_during(lab: LabDescription, site: str, run_id: int, step: str) -> str |
         if states.get(step) in ("running", "succeeded") or view["state"] != "running":
             break
         time.sleep(0.02)
-    pid = drd_pid(lab.dir, site)
-    os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        psutil.Process(pid).wait(30)
-    restarted = run_drd("lab", "up", "--dir", str(lab.dir), "--block", str(lab.block))
-    assert restarted.returncode == 0, restarted.stderr
-    eventually(lambda: _answers(lab, site), 60, f"site {site}'s daemon answers again")
+    kill(pids(lab.dir, site, {DaemonRole.DRD}))
+    restart_dead(lab)
+    wait_answers(lab, site)
     view = api(lab, site, f"/v1/runs/{run_id}")
     running = [s["name"] for s in view["steps"] if s["state"] in ("running", "cancelled")]
     return running[0] if running else None
-
-
-def wait_ended(lab: LabDescription, site: str, run_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    while (view := api(lab, site, f"/v1/runs/{run_id}"))["state"] == "running":
-        assert time.monotonic() < deadline, f"run {run_id} still running: {view}"
-        time.sleep(0.5)
-    return view
-
-
-def _answers(lab: LabDescription, site: str) -> bool:
-    try:
-        api(lab, site, "/v1/runs?limit=1")
-        return True
-    except OSError:
-        return False
 
 
 def test_a_daemon_killed_mid_switchover_resumes_the_run_and_doubles_nothing(
@@ -237,7 +187,7 @@ groups:
     site_dir = lab.dir / "b" / "drd" / "runbooks"
     (site_dir / "broken.yaml").write_text(broken.read_text())
     try:
-        os.kill(drd_pid(lab.dir, "b"), signal.SIGHUP)
+        os.kill(pids(lab.dir, "b", {DaemonRole.DRD})[0], signal.SIGHUP)
         eventually(lambda: any("rbd_teleport" in p for p in
                                api(lab, "b", "/v1/runbooks")["problems"]), 30,
                    "the daemon refused the runbook")
@@ -251,4 +201,4 @@ groups:
         assert len(api(lab, "b", "/v1/runs?limit=500")["runs"]) == before
     finally:
         (site_dir / "broken.yaml").unlink()
-        os.kill(drd_pid(lab.dir, "b"), signal.SIGHUP)
+        os.kill(pids(lab.dir, "b", {DaemonRole.DRD})[0], signal.SIGHUP)

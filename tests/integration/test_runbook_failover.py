@@ -1,0 +1,155 @@
+"""Unplanned failover and failback on a lab of its own (its production site is killed):
+with every Ceph daemon of site a gone, `drd failover` makes b writable and reports the
+data-loss window; once a is back, `drd failback` pauses until an operator confirms b as
+the winner, then resyncs a's stale copies and switches back, with b's writes intact.
+
+The lab's OSDs keep their data in memory (memstore), written out only by a clean stop,
+so a's OSD is stopped with SIGTERM (first, while its monitor still answers) and every
+other Ceph daemon of a is killed with SIGKILL: to clients the site is as gone as if it
+had lost power, and it can come back with its stale copies for the failback."""
+
+import contextlib
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+
+import psutil
+import pytest
+import rbd
+
+from drd.lab.description import DaemonRole, LabDescription
+from drd.lab.lab_store import load_description
+from tests.integration.conftest import run_drd
+from tests.integration.rbd_images import MiB, pool, random_bytes, wait_for_checksum, write
+from tests.integration.runbook_helpers import (
+    NAMESPACE,
+    api,
+    checksums,
+    is_primary,
+    kill,
+    mirroring_enabled,
+    pids,
+    restart_dead,
+    take_mirror_snapshots,
+    wait_answers,
+    wait_ended,
+)
+from tests.integration.test_replication import drd, eventually
+
+pytestmark = pytest.mark.timeout(1200)
+
+BLOCK = os.environ.get("DRD_TEST_FAILOVER_BLOCK", "78")
+RUN = uuid.uuid4().hex[:6]
+IMAGES = [f"fo-{RUN}-j{n}" for n in range(2)] + [f"fo-{RUN}-s{n}" for n in range(2)]
+SNAPSHOT = [name for name in IMAGES if "-s" in name]
+SIZE = 16 * MiB
+CEPH_KILLED = {DaemonRole.MON, DaemonRole.MGR, DaemonRole.RBD_MIRROR, DaemonRole.RGW}
+POLICY = f"""\
+tenant: water
+protection:
+  block:
+    - {{name: failover-journal, pool: rbd, namespace: water, images: ["fo-{RUN}-j*"],
+       same_city: {{mode: journal, rpo_target: 10s}}}}
+    - {{name: failover-snapshot, pool: rbd, namespace: water, images: ["fo-{RUN}-s*"],
+       same_city: {{mode: snapshot, interval: 1m, rpo_target: 2m}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def own_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
+    """A lab this module may break: production's Ceph is killed in it."""
+    lab_dir = tmp_path_factory.mktemp("failover") / "lab"
+    up = run_drd("lab", "up", "--dir", str(lab_dir), "--block", BLOCK, timeout=600)
+    assert up.returncode == 0, up.stderr
+    description = load_description(lab_dir)
+    assert description is not None
+    try:
+        yield description
+    finally:
+        down = run_drd("lab", "down", "--dir", str(lab_dir))
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="module")
+def replicated(own_lab: LabDescription, tmp_path_factory: pytest.TempPathFactory
+               ) -> dict[str, str]:
+    """The images on a, whole on b; their checksums."""
+    lab = own_lab
+    with pool(lab.sites["a"], NAMESPACE) as ioctx:
+        for number, name in enumerate(IMAGES):
+            rbd.RBD().create(ioctx, name, SIZE, old_format=False)
+            with rbd.Image(ioctx, name) as image:
+                image.write(random_bytes(number, SIZE), 0)
+    policy = tmp_path_factory.mktemp("failover-policy") / "water.yaml"
+    policy.write_text(POLICY)
+    for site in ("a", "b", "c"):
+        applied = drd(lab, "policy", "apply", str(policy), site=site)
+        assert applied.returncode == 0, applied.stderr
+    eventually(lambda: all(mirroring_enabled(lab.sites["a"], n) for n in IMAGES), 120,
+               "drd enabled mirroring of every image")
+    take_mirror_snapshots(lab.sites["a"], SNAPSHOT)
+    expected = checksums(lab.sites["a"], IMAGES)
+    for name in IMAGES:
+        wait_for_checksum(lab.sites["b"], name, expected[name], timeout=180,
+                          namespace=NAMESPACE)
+    return expected
+
+
+def stop(pids_to_stop: list[int]) -> None:
+    """SIGTERM each process and wait until it has exited (memstore writes itself out)."""
+    for pid in pids_to_stop:
+        os.kill(pid, signal.SIGTERM)
+    for pid in pids_to_stop:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).wait(120)
+
+
+def test_failover_with_production_killed_then_failback_with_the_winner_confirmed(
+        own_lab: LabDescription, replicated: dict[str, str]) -> None:
+    lab = own_lab
+    stop(pids(lab.dir, "a", {DaemonRole.OSD}))
+    kill(pids(lab.dir, "a", CEPH_KILLED))  # site a's Ceph is gone; its drd keeps running
+
+    failed_over = drd(lab, "failover", "--tenant", "water", "--from", "a", "--to", "b",
+                      "--json", site="b")
+    assert failed_over.returncode == 0, failed_over.stderr + failed_over.stdout
+    view = json.loads(failed_over.stdout)
+    assert view["state"] == "succeeded"
+    assert all(is_primary(lab.sites["b"], name) for name in IMAGES)
+    assert checksums(lab.sites["b"], IMAGES) == replicated  # nothing was lost here
+    report = view["report"]
+    assert report["rto_seconds"] < 60, report
+    assert report["loss_window_seconds"] is None or report["loss_window_seconds"] >= 0
+    promote = next(s for s in view["steps"] if s["name"] == "force-promote-target")
+    assert any("data-loss window" in line for line in promote["output"]), promote
+    assert any("cannot be reached" in line for line in promote["output"]), promote
+
+    # b serves the tenant now; its writes must survive the way back.
+    for number, name in enumerate(IMAGES):
+        write(lab.sites["b"], name, 2 * MiB, random_bytes(500 + number, MiB), NAMESPACE)
+    take_mirror_snapshots(lab.sites["b"], SNAPSHOT)
+    on_b = checksums(lab.sites["b"], IMAGES)
+
+    restart_dead(lab)  # a returns, its copies still claiming to be primary
+    wait_answers(lab, "a")
+    started = drd(lab, "failback", "--tenant", "water", "--from", "b", "--to", "a",
+                  "--json", "--no-wait", site="b")
+    assert started.returncode == 0, started.stderr
+    paused = wait_ended(lab, "b", json.loads(started.stdout)["id"], timeout=300)
+    assert paused["state"] == "paused", paused
+    waiting = next(s for s in paused["steps"] if s["name"] == "resync-stale-copies")
+    assert "--confirm-winner b" in (waiting["error"] or ""), waiting
+    assert all(is_primary(lab.sites["b"], name) for name in IMAGES)  # nothing discarded
+
+    resumed = drd(lab, "runbook", "resume", str(paused["id"]), "--confirm-winner", "b",
+                  "--json", "--no-wait", site="b")
+    assert resumed.returncode == 0, resumed.stderr
+    view = wait_ended(lab, "b", paused["id"], timeout=600)
+    assert view["state"] == "succeeded", (resumed.stdout, resumed.stderr, view)
+    assert all(is_primary(lab.sites["a"], name) for name in IMAGES)
+    assert not any(is_primary(lab.sites["b"], name) for name in IMAGES)
+    assert checksums(lab.sites["a"], IMAGES) == on_b  # b's writes intact on a
+    audit = api(lab, "b", "/v1/audit")["entries"]
+    assert {"POST /v1/runs/{run}/resume"} <= {e["action"] for e in audit}
