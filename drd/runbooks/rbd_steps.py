@@ -22,7 +22,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from drd.ceph import rbd_fencing, rbd_images, rbd_promotion
-from drd.ceph.rbd_promotion import NotPropagated
+from drd.ceph.rbd_promotion import NotPropagated, NotWritableYet
 from drd.domain.loss_window import HeldUpTo, journal_copy_held, loss_window, snapshot_copy_held
 from drd.domain.rbd_step_decisions import (
     Act,
@@ -44,6 +44,8 @@ from drd.runbooks.site_images import SiteImage, images_on, on_site
 from drd.runbooks.step_api import StepContext, StepFailed, for_each
 
 PROMOTE_RETRY_SECONDS = 0.1  # measured: a demotion reaches the peer in 0.1-1 s
+# How long a promoted copy may stay unwritable while the local rbd-mirror lets go of it.
+WRITABLE_PATIENCE_SECONDS = 60.0
 _PROMOTE_LABELS = {Act.ACT: "non-primary", Act.SKIP: "already primary or not mirrored",
                    Act.REFUSE: "refused"}
 
@@ -250,6 +252,14 @@ async def _promote(context: StepContext, site: str, images: list[SiteImage],
             with attempt:
                 done = await context.in_thread(lambda: handle.run(
                     lambda cluster: rbd_promotion.promote(cluster, image.ref, force)))
+        # Writable only once a writer can take the lock; writable_at means that.
+        writable = AsyncRetrying(retry=retry_if_exception_type(NotWritableYet),
+                                 stop=stop_after_delay(WRITABLE_PATIENCE_SECONDS),
+                                 wait=wait_fixed(PROMOTE_RETRY_SECONDS), reraise=True)
+        async for attempt in writable:
+            with attempt:
+                await context.in_thread(lambda: handle.run(
+                    lambda cluster: rbd_promotion.prove_writable(cluster, image.ref)))
         return (done, context.now())
 
     results = await each(work, promote)
