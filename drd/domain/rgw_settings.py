@@ -27,7 +27,6 @@ ZONE_PLACEHOLDER = "{zone}"
 _UNIT = re.compile(r"^[A-Za-z0-9:_.\\@*?\[\]-]+\.(service|target)$")
 
 
-
 def _rgw_name(value: str) -> str:
     if not re.fullmatch(RGW_NAME_PATTERN, value):
         raise ValueError(f"{value!r} is not an RGW realm or zonegroup name: use up to 64 "

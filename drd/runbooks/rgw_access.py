@@ -35,9 +35,6 @@ class RgwRealm:
                              f"peers[].ceph_conf)")
         return found
 
-    def site_of(self, zone: str) -> str | None:
-        return next((site for site, z in self.zones.items() if z.name == zone), None)
-
     def others(self, site: str) -> list[RgwZone]:
         """Every other zone, by site name: a failback's peers."""
         return [zone for name, zone in sorted(self.zones.items()) if name != site]
