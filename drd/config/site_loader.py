@@ -1,16 +1,21 @@
 """Read `/etc/drd/site.yaml` into a SiteConfig, and publish the schema editors use."""
 
+import os
 from pathlib import Path
 from typing import Any
 
 from drd.config.validation import validate
 from drd.config.yaml_document import read_yaml_file
+from drd.domain.rgw_settings import StatFile, system_keys_file_issues
 from drd.domain.site_config import SiteConfig
 
 
-def load_site_config(path: Path) -> SiteConfig:
-    """Read and validate a site config; raise ConfigError carrying every issue."""
-    return validate(SiteConfig, read_yaml_file(path))
+def load_site_config(path: Path, stat: StatFile = os.stat) -> SiteConfig:
+    """Read and validate a site config; raise ConfigError carrying every issue.
+
+    The RGW system user's keys file, when named, must be 0600 here, as `stat` sees it."""
+    return validate(SiteConfig, read_yaml_file(path),
+                    extra_rules=[lambda config: system_keys_file_issues(config.rgw, stat)])
 
 
 def export_site_config_schema() -> dict[str, Any]:

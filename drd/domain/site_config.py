@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from drd.domain.durations import PositiveDuration
 from drd.domain.policy_names import TenantName
 from drd.domain.restic_values import RepositoryUrl
+from drd.domain.rgw_settings import RgwSettings
 from drd.domain.rules import FieldPath, RuleViolation
 from drd.domain.site import SiteKind
 from drd.domain.tenant_grants import PlatformLimits, TenantGrants
@@ -281,6 +282,9 @@ class SiteConfig(_Section):
                                    description="Platform limits on tenant policies; optional.")
     backup: BackupSettings = Field(default_factory=BackupSettings,
                                    description="Tenants' backup repositories; optional.")
+    rgw: RgwSettings | None = Field(
+        default=None, description="How runbooks move the RGW master zone (rgw_zone_promote, "
+                                  "rgw_zone_failback); optional, needs ceph.rgw_zone.")
 
     def rgw_user(self, tenant: str) -> str:
         """The RGW user that owns `tenant`'s buckets: as configured, else its name."""
@@ -321,6 +325,7 @@ class SiteConfig(_Section):
             (frozenset({"site", "peers"}), self._kind_rules),
             (frozenset({"api", "peers"}), self._url_rules),
             (frozenset({"heartbeat"}), self._heartbeat_rules),
+            (frozenset({"rgw", "ceph", "peers"}), self._rgw_rules),
         )
         return [violation for reads, rule in rules if reads <= valid
                 for violation in rule()]
@@ -386,6 +391,20 @@ class SiteConfig(_Section):
         yield RuleViolation(("heartbeat", "timeout_seconds"),
                             f"timeout_seconds ({timeout}) must be less than "
                             f"interval_seconds ({interval})")
+
+
+    def _rgw_rules(self) -> Iterator[RuleViolation]:
+        if self.rgw is None:
+            return
+        if self.ceph.rgw_zone is None:
+            yield RuleViolation(("rgw",), "needs ceph.rgw_zone, the zone of this site's "
+                                          "gateways, which runbooks promote")
+        for index, peer in enumerate(self.peers):
+            if peer.rgw_zone is not None and peer.ceph_conf is None:
+                yield RuleViolation(("peers", index, "rgw_zone"),
+                                    f"zone {peer.rgw_zone} needs this peer's ceph_conf: "
+                                    f"runbooks read and change that zone through its "
+                                    f"cluster (rgw is set)")
 
 
 def _shown(section: BaseModel, name: str, value: object) -> str:

@@ -9,8 +9,13 @@ Backups go to the remote site: each tenant's default repository is a directory u
 `<lab>/<remote site>/restic/`. Its password file is `<lab>/restic/<tenant>.password`,
 one path that every site's daemon reads, as a real platform puts the file at the same
 path on each site; `policies/water.yaml` names the default lab's.
+
+Runbooks move the RGW master zone with the config's `rgw:` section: the lab's realm,
+its system user's keys file (`<lab>/rgw-system-keys.json`, 0600) and `lab_dir`, so a
+daemon restarts the lab's gateways by the PIDs lab.json records.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from secrets import token_urlsafe
@@ -74,14 +79,15 @@ def drd_layout(site_root: Path) -> DrdLayout:
 
 def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
                       peers: list[SiteSpec], peer_confs: dict[str, Path], *,
-                      repositories: Path | None = None) -> dict[str, Any]:
+                      repositories: Path | None = None,
+                      rgw: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The site config of `site`'s daemon, as the dict its YAML holds.
 
     It names each peer's ceph.conf too: drd reads the peers' copies to measure RPO,
-    and each site's RGW zone, which the lab names after the site; and, when the lab has
-    a remote site, the directory of tenants' default repositories there.
+    and each site's RGW zone, which the lab names after the site; when the lab has a
+    remote site, the directory of tenants' default repositories there; and with `rgw`
+    (drd.lab.rgw_lab.lab_rgw_settings), how runbooks move the RGW master zone.
     """
-    backup = {} if repositories is None else {"backup": {"repositories": str(repositories)}}
     return {
         "site": {"name": site.name, "kind": site.kind.value},
         "ceph": {"conf": str(ceph_conf), "client": "admin", "rgw_zone": site.name},
@@ -101,7 +107,7 @@ def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
         "heartbeat": {"interval_seconds": 1.0, "timeout_seconds": 0.8,
                       "lost_after_missed": 3},
         "log": {"level": "info"},
-        **backup,
+        **lab_sections(repositories, rgw),
     }
 
 
@@ -140,27 +146,42 @@ def write_restic_files(lab_dir: Path, sites: list[SiteSpec],
     return written
 
 
-def add_backup_settings(config: Path, repositories: Path | None) -> bool:
-    """Give a site config written before drd had backups its `backup.repositories`;
-    whether the file changed. Everything else in it stays as it was."""
+def add_missing_sections(config: Path, sections: Mapping[str, Any]) -> list[str]:
+    """Give a site config written by an older drd the sections it lacks (`backup`,
+    `rgw`); the names of those added. Everything else in it stays as it was."""
     data = yaml.safe_load(config.read_text())
-    if repositories is None or not isinstance(data, dict) or "backup" in data:
-        return False
-    data["backup"] = {"repositories": str(repositories)}
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    return True
+    if not isinstance(data, dict):
+        return []
+    added = [name for name in sections if data.get(name) is None]
+    if added:
+        data.update({name: sections[name] for name in added})
+        config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return added
+
+
+def lab_sections(repositories: Path | None,
+                 rgw: Mapping[str, str] | None) -> dict[str, Any]:
+    """The optional sections every lab site config holds, as `render_drd_config` writes
+    them."""
+    sections: dict[str, Any] = {}
+    if repositories is not None:
+        sections["backup"] = {"repositories": str(repositories)}
+    if rgw is not None:
+        sections["rgw"] = dict(rgw)
+    return sections
 
 
 def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path, *,
                     peers: list[SiteSpec], peer_confs: dict[str, Path],
-                    secrets: LabSecrets, repositories: Path | None = None) -> DrdLayout:
+                    secrets: LabSecrets, repositories: Path | None = None,
+                    rgw: Mapping[str, str] | None = None) -> DrdLayout:
     """Write the site config, its tokens file and its peer token; return where."""
     layout = drd_layout(site_root)
     for directory in (layout.root, layout.state_dir, layout.policies_dir,
                       layout.runbooks_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = render_drd_config(site, ceph_conf, layout, peers, peer_confs,
-                               repositories=repositories)
+                               repositories=repositories, rgw=rgw)
     layout.config.write_text(yaml.safe_dump(config, sort_keys=False))
     entries = [TokenEntry(name="lab-operator", role="operator",
                           sha256=hash_token(secrets.operator))]

@@ -31,7 +31,8 @@ from drd.lab.description import (
 )
 from drd.lab.drd_files import (
     OPERATOR_TOKEN_FILE,
-    add_backup_settings,
+    add_missing_sections,
+    lab_sections,
     mint_secrets,
     repositories_dir,
     write_drd_files,
@@ -40,7 +41,7 @@ from drd.lab.drd_files import (
 from drd.lab.errors import LabError
 from drd.lab.lab_down import stop_lab_processes
 from drd.lab.lab_store import load_description, save_description
-from drd.lab.rgw_lab import start_gateways
+from drd.lab.rgw_lab import lab_rgw_settings, start_gateways
 from drd.lab.site_boot import (
     boot_site,
     check_address_free,
@@ -79,7 +80,7 @@ def lab_up(lab_dir: Path, names: list[str], block: int, report: Report,
     if existing is not None:
         if existing.phase is Phase.READY:
             _refuse_other_shape(existing, names, block)
-            _add_backup_files(existing, sites, report)
+            _add_missing_files(existing, sites, report)
             return _revive(existing, sites, report)
         report(f"a previous `lab up` on {lab_dir} stopped halfway; cleaning up and starting over")
         stop_lab_processes(existing, report)
@@ -138,19 +139,28 @@ def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
     return description
 
 
-def _add_backup_files(description: LabDescription, sites: list[SiteSpec],
-                      report: Report) -> None:
-    """A lab booted before drd had backups lacks their files and settings: add them,
-    keeping whatever exists, and have each running daemon reload its config."""
+def _rgw_settings(description: LabDescription) -> dict[str, str] | None:
+    return None if description.rgw_system_keys_file is None \
+        else lab_rgw_settings(description.dir)
+
+
+def _add_missing_files(description: LabDescription, sites: list[SiteSpec],
+                       report: Report) -> None:
+    """A lab booted by an older drd lacks the backup files and the site configs' newer
+    sections (backup, rgw): add them, keeping whatever exists, and have each running
+    daemon reload its config."""
     for path in write_restic_files(description.dir, sites, mint_secrets(sites)):
         report(f"wrote the restic password file {path}")
-    repositories = repositories_dir(description.dir, sites)
+    sections = lab_sections(repositories_dir(description.dir, sites),
+                            _rgw_settings(description))
     for site in sites:
         record = description.sites[site.name]
-        if record.drd_config is None or not add_backup_settings(record.drd_config,
-                                                                 repositories):
+        added = [] if record.drd_config is None else add_missing_sections(
+            record.drd_config, sections)
+        if not added:
             continue
-        report(f"site {site.name}: its drd config now names the repositories {repositories}")
+        report(f"site {site.name}: its drd config now has the section(s) "
+               f"{', '.join(added)}")
         drd = record.process(DaemonRole.DRD)
         running = processes.find_process(drd) if drd is not None else None
         if running is not None:
@@ -191,7 +201,7 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
         layout = write_drd_files(
             site, record.root, record.conf, peers=peers,
             peer_confs={p.name: description.sites[p.name].conf for p in peers},
-            secrets=secrets, repositories=repositories)
+            secrets=secrets, repositories=repositories, rgw=_rgw_settings(description))
         StateStore.initialise(layout.state_dir, site.name).close()
         record.drd_config, record.api_url = layout.config, site.api_url
         start_role(site, record, DaemonRole.DRD, record_process)

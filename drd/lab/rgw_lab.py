@@ -66,6 +66,12 @@ def start_gateways(description: LabDescription, sites: list[SiteSpec],
                + (f" ({'; '.join(steps)})" if steps else ""))
 
 
+def lab_rgw_settings(lab_dir: Path) -> dict[str, str]:
+    """The `rgw:` section of every lab site config (drd.domain.rgw_settings)."""
+    return {"realm": LAB_CITY.realm, "zonegroup": LAB_CITY.zonegroup,
+            "system_keys_file": str(lab_dir / SYSTEM_KEYS_FILE), "lab_dir": str(lab_dir)}
+
+
 def read_system_keys(path: Path) -> S3Keys:
     data = json.loads(path.read_text())
     return S3Keys(data["access_key"], data["secret_key"])

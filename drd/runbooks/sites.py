@@ -1,5 +1,5 @@
 """SiteAccess from a site config: this site's cluster and each peer's that the config
-gives a ceph.conf for, and peer reachability from the heartbeats."""
+gives a ceph.conf for, peer reachability from the heartbeats, and the RGW realm."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -7,6 +7,7 @@ from pathlib import Path
 from drd.ceph.cluster import ClusterHandle
 from drd.domain.site import SiteKind
 from drd.domain.site_config import SiteConfig
+from drd.runbooks.rgw_access import RgwRealm, configured_realm
 from drd.runbooks.step_api import StepFailed
 
 # A runbook step may wait on a cluster that is going away; it must not hang on it.
@@ -39,6 +40,10 @@ class ConfiguredSites:
         if peer is None:
             raise StepFailed(f"site {site!r} is not known here")
         return peer.kind
+
+    def rgw(self) -> RgwRealm:
+        """The RGW realm as the config's `rgw:` section says; StepFailed without one."""
+        return configured_realm(self._config)
 
     def peer_reachable(self, site: str) -> bool:
         return site == self._config.site.name or self._reachable(site)

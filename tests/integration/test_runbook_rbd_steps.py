@@ -29,7 +29,7 @@ from drd.domain.runbook_steps import AnyStep
 from drd.domain.tenant_policy import TenantPolicy
 from drd.lab.description import DaemonRole, LabDescription, SiteRecord
 from drd.lab.processes import is_running
-from drd.runbooks.rbd_library import rbd_executors
+from drd.runbooks.library import step_executors
 from drd.runbooks.sites import ConfiguredSites
 from drd.runbooks.step_api import StepContext, StepExecutor, StepFailed
 from tests.integration.conftest import run_drd
@@ -53,7 +53,7 @@ SNAPSHOT = [f"vol-{n:02d}" for n in range(10)]
 SIZE = 8 * MiB
 WRITTEN = 2 * MiB
 SWITCHOVER = Path(__file__).parents[2] / "runbooks" / "switchover.yaml"
-EXECUTORS = rbd_executors()
+EXECUTORS = step_executors()
 FAILOVER = RunbookKind.FAILOVER
 
 
@@ -223,6 +223,7 @@ async def test_switchover_of_twenty_images_to_b_and_back_keeps_every_byte(
     assert {name: image_sha256(b, name, WATER) for name in names} == water, "RPO 0"
     assert facts["demote-source"]["demoted"] == {"journal": 10, "snapshot": 10}
     assert facts["promote-target"]["promoted"] == {"journal": 10, "snapshot": 10}
+    assert "only a run of all tenants moves it" in facts["promote-zone"]["skipped"]
     verified = facts["replication-to-source"]
     assert datetime.fromisoformat(verified["protected_at"]) >= \
         datetime.fromisoformat(facts["promote-target"]["writable_at"])

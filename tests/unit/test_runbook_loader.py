@@ -79,3 +79,18 @@ def test_the_daemon_has_an_executor_for_every_step_type() -> None:
     from drd.domain.runbook_steps import STEP_TYPES
     from drd.runbooks.library import step_executors
     assert set(step_executors()) == set(STEP_TYPES)
+
+
+def test_every_built_in_step_has_an_executor_and_the_rgw_zone_moves_with_the_blocks() -> None:
+    from drd.runbooks.library import step_executors
+    books, _ = load_runbooks(None, SITES)
+    rgw = {name: [(step.name, step.type, step.params.model_dump())  # type: ignore[attr-defined]
+                  for _, step in book.runbook.steps() if step.type.startswith("rgw_")]
+           for name, book in books.items()}
+    assert rgw == {
+        "switchover": [("promote-zone", "rgw_zone_promote", {"site": "target"})],
+        "failover": [("promote-zone", "rgw_zone_promote", {"site": "target"})],
+        "failback": [("fail-back-zone", "rgw_zone_failback", {"site": "target"})],
+        "drill": []}
+    used = {step.type for book in books.values() for _, step in book.runbook.steps()}
+    assert used <= set(step_executors())

@@ -191,8 +191,8 @@ def test_a_third_peer_is_refused(tmp_path: Path) -> None:
 def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     schema = export_site_config_schema()
     models = [schema, *(d for d in schema["$defs"].values() if d["type"] == "object")]
-    assert len(models) == 13  # with PoolGrant, TenantGrants, PlatformLimits, ObjectSyncSettings,
-    # BackupSettings
+    assert len(models) == 14  # with PoolGrant, TenantGrants, PlatformLimits, ObjectSyncSettings,
+    # BackupSettings, RgwSettings
     for model in models:
         assert model["additionalProperties"] is False
         for name, field in model["properties"].items():
