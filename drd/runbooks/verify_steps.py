@@ -52,6 +52,9 @@ class VerifyReplication:
         if primary in replicas:
             raise StepFailed(f"site {primary} cannot be its own replica")
         images = await images_on(context, primary)
+        if not images:
+            context.output.say(f"no image in scope on {primary}: nothing to prove")
+            return
         unfit = _unfit(images, primary)
         if unfit:
             raise StepFailed(f"cannot probe replication from {primary}, nothing written: "
