@@ -7,10 +7,8 @@ after a crash sees the state the crash left.
 
 from typing import Any
 
-import rbd
-
 from drd.ceph.cluster import CephError
-from drd.ceph.rbd_images import pool_ioctx
+from drd.ceph.rbd_images import image_ids_by_name
 from drd.domain.replication_plan import ImageRef
 from drd.runbooks.step_api import ScopedImage, StepContext, StepFailed
 
@@ -23,13 +21,7 @@ def list_scope(cluster: Any, context: StepContext) -> list[ScopedImage]:
     found: list[ScopedImage] = []
     for tenant in context.tenants():
         for block in context.policies[tenant].protection.block:
-            ioctx = pool_ioctx(cluster, block.pool, block.namespace)
-            try:
-                names = rbd.RBD().list(ioctx)
-            except rbd.Error as error:
-                raise CephError(f"listing images of {block.spec}: {error}") from error
-            finally:
-                ioctx.close()
+            names = image_ids_by_name(cluster, block.pool, block.namespace)
             found += [ScopedImage(tenant, block.name, ImageRef(block.pool, block.namespace, n))
                       for n in sorted(names) if block.selects(n)]
     return found
