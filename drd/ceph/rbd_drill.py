@@ -21,7 +21,7 @@ import rbd
 
 from drd.ceph.cluster import CephError
 from drd.ceph.rbd_images import execute_all, pool_ioctx
-from drd.ceph.rbd_snapshots import ImageMissing, Interrupted
+from drd.ceph.rbd_snapshots import ImageMissing, Interrupted, open_image
 from drd.domain import rbd_snapshot_codec as codec
 from drd.domain.drill import (
     DRILL_NAMESPACE,
@@ -52,20 +52,6 @@ def _ioctx(cluster: Any, pool: str, namespace: str) -> Iterator[Any]:
         ioctx.close()
 
 
-@contextmanager
-def _image(cluster: Any, ref: ImageRef, doing: str, *, read_only: bool = False,
-           snapshot: str | None = None) -> Iterator[Any]:
-    with _ioctx(cluster, ref.pool, ref.namespace) as ioctx:
-        try:
-            with rbd.Image(ioctx, ref.name, snapshot=snapshot, read_only=read_only) as image:
-                yield image
-        except rbd.ImageNotFound as error:
-            where = f"{ref}@{snapshot}" if snapshot else str(ref)
-            raise ImageMissing(f"{doing} {where}: it does not exist") from error
-        except (rbd.Error, rados.Error) as error:
-            raise CephError(f"{doing} {ref}: {error}") from error
-
-
 @dataclass(frozen=True)
 class Mirroring:
     """An image's mirroring as one site sees it; mode None: not mirrored."""
@@ -75,7 +61,7 @@ class Mirroring:
 
 
 def mirroring(cluster: Any, ref: ImageRef) -> Mirroring:
-    with _image(cluster, ref, "reading the mirroring of", read_only=True) as image:
+    with open_image(cluster, ref, "reading the mirroring of", read_only=True) as image:
         info = image.mirror_image_get_info()
         if info["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
             return Mirroring(None, bool(info["primary"]))
@@ -101,7 +87,7 @@ def fix_drill_point(cluster: Any, ref: ImageRef, name: str, window_end: str) -> 
     in snapshot mode, a mirror snapshot after it unless one is (mirroring ships a user
     snapshot with the next mirror snapshot), in journal mode the snapshot `window_end`
     unless it exists. One open: a journaled image's exclusive lock is taken once."""
-    with _image(cluster, ref, f"taking snapshot {name} of") as image:
+    with open_image(cluster, ref, f"taking snapshot {name} of") as image:
         info = image.mirror_image_get_info()
         mode = (_MODES.get(image.mirror_image_get_mode())
                 if info["state"] == rbd.RBD_MIRROR_IMAGE_ENABLED else None)
@@ -125,7 +111,7 @@ def remove_snapshots(cluster: Any, ref: ImageRef, names: tuple[str, ...]
     """Remove those of the user snapshots `names` the image has, in one open: the ones
     removed, and its mirror mode (None: not mirrored, or no such image)."""
     try:
-        with _image(cluster, ref, "removing drill snapshots of") as image:
+        with open_image(cluster, ref, "removing drill snapshots of") as image:
             removed = [name for name in names if image.snap_exists(name)]
             for name in removed:
                 image.remove_snap(name)
@@ -137,7 +123,7 @@ def remove_snapshots(cluster: Any, ref: ImageRef, names: tuple[str, ...]
 
 
 def take_mirror_snapshot(cluster: Any, ref: ImageRef) -> int:
-    with _image(cluster, ref, "mirror snapshot of") as image:
+    with open_image(cluster, ref, "mirror snapshot of") as image:
         return int(image.mirror_image_create_snapshot())
 
 
@@ -183,7 +169,7 @@ def trashed_snapshot_names(cluster: Any, ref: ImageRef) -> list[str]:
     """The original names of the image's snapshots in the trash namespace: removed, but
     kept until a clone or a sync lets go of them."""
     try:
-        with _image(cluster, ref, "listing snapshots of", read_only=True) as image:
+        with open_image(cluster, ref, "listing snapshots of", read_only=True) as image:
             return [str(image.snap_get_trash_namespace(s["id"])["original_name"])
                     for s in image.list_snaps()
                     if s.get("namespace") == rbd.RBD_SNAP_NAMESPACE_TYPE_TRASH]
@@ -236,7 +222,7 @@ def clone(cluster: Any, parent: ImageRef, snapshot: str, child: ImageRef,
             made = False
         except (rbd.Error, rados.Error) as error:
             raise CephError(f"cloning {parent}@{snapshot} to {child}: {error}") from error
-    with _image(cluster, child, "marking the drill clone") as image:
+    with open_image(cluster, child, "marking the drill clone") as image:
         if not made and not _is_clone_of(image, parent, snapshot, marks):
             raise CephError(f"{child} exists and is not the clone of {parent}@{snapshot} "
                             f"this run makes; remove it, or give the drill another run")
@@ -259,7 +245,7 @@ def _is_clone_of(image: Any, parent: ImageRef, snapshot: str, marks: CloneMarks)
 
 def open_and_read(cluster: Any, ref: ImageRef) -> None:
     """Open the image and read its first sector: it is usable."""
-    with _image(cluster, ref, "opening", read_only=True) as image:
+    with open_image(cluster, ref, "opening", read_only=True) as image:
         image.read(0, SECTOR)
 
 
@@ -287,7 +273,7 @@ def drill_clones(cluster: Any) -> list[tuple[ImageRef, CloneMarks | None]]:
         for name in names:
             ref = ImageRef(pool, DRILL_NAMESPACE, name)
             try:
-                with _image(cluster, ref, "reading the marks of", read_only=True) as image:
+                with open_image(cluster, ref, "reading the marks of", read_only=True) as image:
                     found.append((ref, read_marks(dict(image.metadata_list()))))
             except ImageMissing:
                 continue  # removed since it was listed
@@ -304,8 +290,8 @@ def compare(replica: Any, clone_ref: ImageRef, source: Any, marks: CloneMarks, *
     window = bad = 0
     first_bad: int | None = None
     snap = f"{marks.source}@{marks.snapshot}"
-    with _image(replica, clone_ref, "reading", read_only=True) as ours, \
-            _image(source, marks.source, "reading", read_only=True,
+    with open_image(replica, clone_ref, "reading", read_only=True) as ours, \
+            open_image(source, marks.source, "reading", read_only=True,
                    snapshot=marks.snapshot) as theirs:
         size, source_size = int(ours.size()), int(theirs.size())
         for offset in range(0, min(size, source_size), chunk):
@@ -330,5 +316,5 @@ def compare(replica: Any, clone_ref: ImageRef, source: Any, marks: CloneMarks, *
 
 
 def _read(cluster: Any, ref: ImageRef, snapshot: str, offset: int, length: int) -> bytes:
-    with _image(cluster, ref, "reading", read_only=True, snapshot=snapshot) as image:
+    with open_image(cluster, ref, "reading", read_only=True, snapshot=snapshot) as image:
         return bytes(image.read(offset, length))

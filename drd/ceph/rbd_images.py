@@ -299,7 +299,7 @@ def peer_statuses(cluster: Any, pool: str,
                     state=_STATUS_STATES.get(remote.get("state", -1), "unknown"),
                     description=str(remote.get("description", "")),
                     up=bool(remote.get("up", False)),
-                    reported_at=_reported_at(remote.get("last_update")))
+                    reported_at=reported_at(remote.get("last_update")))
                 for remote in entry.get("remote_statuses", [])]
         return statuses
     except (rbd.Error, rados.Error) as error:
@@ -308,7 +308,7 @@ def peer_statuses(cluster: Any, pool: str,
         ioctx.close()
 
 
-def _reported_at(value: Any) -> datetime | None:
+def reported_at(value: Any) -> datetime | None:
     # The binding gives a naive datetime; read it as UTC, as Ceph hosts run (and the
     # lab does). On a host in another zone this reading is off by the zone offset.
     if isinstance(value, datetime):

@@ -15,16 +15,14 @@ Measured on Ceph 16.2.15 (the lab):
   rbd-mirror's next report.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import rados
 import rbd
 
 from drd.ceph.cluster import CephError
-from drd.ceph.rbd_images import pool_ioctx
+from drd.ceph.rbd_images import pool_ioctx, reported_at
+from drd.ceph.rbd_snapshots import open_image
 from drd.domain.rbd_step_decisions import NO_STATUS, MirrorStatus
 from drd.domain.replication_plan import ImageRef
 
@@ -43,21 +41,9 @@ class NotPropagated(CephError):
     """The peer's demotion has not reached this copy yet; promoting later will work."""
 
 
-@contextmanager
-def _image(cluster: Any, ref: ImageRef, doing: str) -> Iterator[Any]:
-    ioctx = pool_ioctx(cluster, ref.pool, ref.namespace)
-    try:
-        with rbd.Image(ioctx, ref.name) as image:
-            yield image
-    except (rbd.Error, rados.Error) as error:
-        raise CephError(f"{doing} {ref}: {error}") from error
-    finally:
-        ioctx.close()
-
-
 def demote(cluster: Any, ref: ImageRef) -> bool:
     """Demote the image to non-primary; False if it already was (nothing done)."""
-    with _image(cluster, ref, "demoting") as image:
+    with open_image(cluster, ref, "demoting") as image:
         if not image.mirror_image_get_info()["primary"]:
             return False
         image.mirror_image_demote()
@@ -68,7 +54,7 @@ def promote(cluster: Any, ref: ImageRef, force: bool = False) -> bool:
     """Promote the image to primary; False if it already was (nothing done).
 
     Raises NotPropagated while the peer's demotion is still on its way (not forced)."""
-    with _image(cluster, ref, "force-promoting" if force else "promoting") as image:
+    with open_image(cluster, ref, "force-promoting" if force else "promoting") as image:
         if image.mirror_image_get_info()["primary"]:
             return False
         try:
@@ -85,13 +71,13 @@ def promote(cluster: Any, ref: ImageRef, force: bool = False) -> bool:
 def request_resync(cluster: Any, ref: ImageRef) -> None:
     """Flag the non-primary copy for resync: rbd-mirror deletes it and copies the
     image again from the primary."""
-    with _image(cluster, ref, "requesting a resync of") as image:
+    with open_image(cluster, ref, "requesting a resync of") as image:
         image.mirror_image_resync()
 
 
 def take_mirror_snapshot(cluster: Any, ref: ImageRef) -> int:
     """A mirror snapshot of a primary snapshot-mode image; its snapshot id."""
-    with _image(cluster, ref, "taking a mirror snapshot of") as image:
+    with open_image(cluster, ref, "taking a mirror snapshot of") as image:
         return int(image.mirror_image_create_snapshot())
 
 
@@ -109,19 +95,12 @@ def local_statuses(cluster: Any, pool: str, namespace: str) -> dict[str, MirrorS
                 state=_STATES.get(entry["state"], "unknown"),
                 description=str(entry.get("description", "")),
                 up=bool(entry.get("up", False)),
-                reported_at=_reported_at(entry.get("last_update")))
+                reported_at=reported_at(entry.get("last_update")))
         return found
     except (rbd.Error, rados.Error) as error:
         raise CephError(f"reading mirror statuses of {pool}/{namespace}: {error}") from error
     finally:
         ioctx.close()
-
-
-def _reported_at(value: Any) -> datetime | None:
-    # The binding gives a naive datetime in UTC (see rbd_images.peer_statuses).
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    return None
 
 
 class NotWritableYet(CephError):
@@ -136,7 +115,7 @@ def prove_writable(cluster: Any, ref: ImageRef) -> None:
     rbd-mirror still holds the lock for its replay; only a taken lock proves writers
     can write. An image without the exclusive-lock feature has no lock to prove.
     """
-    with _image(cluster, ref, "proving writable") as image:
+    with open_image(cluster, ref, "proving writable") as image:
         if not image.features() & rbd.RBD_FEATURE_EXCLUSIVE_LOCK:
             return
         try:

@@ -42,7 +42,7 @@ def _ioctx(cluster: Any, ref: ImageRef) -> Iterator[Any]:
 
 
 @contextmanager
-def _image(cluster: Any, ref: ImageRef, doing: str, *, read_only: bool = False,
+def open_image(cluster: Any, ref: ImageRef, doing: str, *, read_only: bool = False,
            snapshot: str | None = None) -> Iterator[Any]:
     with _ioctx(cluster, ref) as ioctx:
         try:
@@ -58,7 +58,7 @@ def _image(cluster: Any, ref: ImageRef, doing: str, *, read_only: bool = False,
 def existing_image(cluster: Any, ref: ImageRef) -> ExistingImage | None:
     """What a restore must know of the image named `ref`, or None if there is none."""
     try:
-        with _image(cluster, ref, "inspecting", read_only=True) as image:
+        with open_image(cluster, ref, "inspecting", read_only=True) as image:
             # A read-only open registers no watch, so every watcher is another client.
             return ExistingImage(
                 size=int(image.size()),
@@ -72,7 +72,7 @@ def existing_image(cluster: Any, ref: ImageRef) -> ExistingImage | None:
 
 def is_non_primary(cluster: Any, ref: ImageRef) -> bool:
     """Whether `ref` is a mirrored copy that another site writes (read-only here)."""
-    with _image(cluster, ref, "reading the mirroring of", read_only=True) as image:
+    with open_image(cluster, ref, "reading the mirroring of", read_only=True) as image:
         info = image.mirror_image_get_info()
         return bool(info["state"] != rbd.RBD_MIRROR_IMAGE_DISABLED and not info["primary"])
 
@@ -80,7 +80,7 @@ def is_non_primary(cluster: Any, ref: ImageRef) -> bool:
 def snapshot_mirroring(cluster: Any, ref: ImageRef) -> bool | None:
     """Whether the image is mirrored in snapshot mode (True) or journal mode (False);
     None if it is not mirrored."""
-    with _image(cluster, ref, "reading the mirroring of", read_only=True) as image:
+    with open_image(cluster, ref, "reading the mirroring of", read_only=True) as image:
         if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
             return None
         return bool(image.mirror_image_get_mode() == rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT)
@@ -88,7 +88,7 @@ def snapshot_mirroring(cluster: Any, ref: ImageRef) -> bool | None:
 
 def create_snapshot(cluster: Any, ref: ImageRef, name: str) -> int:
     """Take the user snapshot `name` of the image; the image size it captured."""
-    with _image(cluster, ref, f"taking snapshot {name} of") as image:
+    with open_image(cluster, ref, f"taking snapshot {name} of") as image:
         image.create_snap(name)
         image.set_snap(name)
         return int(image.size())
@@ -97,7 +97,7 @@ def create_snapshot(cluster: Any, ref: ImageRef, name: str) -> int:
 def remove_snapshot(cluster: Any, ref: ImageRef, name: str) -> bool:
     """Remove the user snapshot `name`; False if it (or the image) was not there."""
     try:
-        with _image(cluster, ref, f"removing snapshot {name} of") as image:
+        with open_image(cluster, ref, f"removing snapshot {name} of") as image:
             if not image.snap_exists(name):
                 return False
             image.remove_snap(name)
@@ -109,7 +109,7 @@ def remove_snapshot(cluster: Any, ref: ImageRef, name: str) -> bool:
 def user_snapshots(cluster: Any, ref: ImageRef) -> list[str]:
     """The names of the image's user snapshots (not mirror or trash ones); [] if no image."""
     try:
-        with _image(cluster, ref, "listing snapshots of", read_only=True) as image:
+        with open_image(cluster, ref, "listing snapshots of", read_only=True) as image:
             return [str(snap["name"]) for snap in image.list_snaps()
                     if snap.get("namespace", rbd.RBD_SNAP_NAMESPACE_TYPE_USER)
                     == rbd.RBD_SNAP_NAMESPACE_TYPE_USER]
@@ -125,7 +125,7 @@ def read_image(cluster: Any, ref: ImageRef, sink: Callable[[bytes], None], *,
 
     Raises Interrupted between two reads once `stop` is set: a big image takes minutes.
     """
-    with _image(cluster, ref, "reading", read_only=True, snapshot=snapshot) as image:
+    with open_image(cluster, ref, "reading", read_only=True, snapshot=snapshot) as image:
         size = int(image.size())
         for offset in range(0, size, chunk):
             if stop is not None and stop.is_set():
