@@ -9,17 +9,19 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from drd.domain import site_rules
 from drd.domain.durations import PositiveDuration
 from drd.domain.policy_names import TenantName
 from drd.domain.restic_values import RepositoryUrl
 from drd.domain.rgw_settings import RgwSettings
-from drd.domain.rules import FieldPath, RuleViolation
+from drd.domain.rules import RuleViolation
 from drd.domain.site import SiteKind
 from drd.domain.tenant_grants import PlatformLimits, TenantGrants
 from drd.domain.tenant_policy import TenantPolicy
@@ -30,7 +32,7 @@ _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
 _DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 _MAX_PORT = 65535
-_MAX_PEERS = 2  # three sites: this one, its same-city partner and the remote site
+_MAX_PEERS = site_rules.MAX_PEERS
 
 
 RgwZoneName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -320,92 +322,12 @@ class SiteConfig(_Section):
         """
         valid = frozenset(type(self).model_fields) if valid_sections is None else valid_sections
         rules: tuple[tuple[frozenset[str], Callable[[], Iterator[RuleViolation]]], ...] = (
-            (frozenset({"peers"}), self._unique_peer_rules),
-            (frozenset({"site", "peers"}), self._own_name_rules),
-            (frozenset({"site", "peers"}), self._kind_rules),
-            (frozenset({"api", "peers"}), self._url_rules),
-            (frozenset({"heartbeat"}), self._heartbeat_rules),
-            (frozenset({"rgw", "ceph", "peers"}), self._rgw_rules),
+            (frozenset({"peers"}), partial(site_rules.unique_peer_rules, self)),
+            (frozenset({"site", "peers"}), partial(site_rules.own_name_rules, self)),
+            (frozenset({"site", "peers"}), partial(site_rules.kind_rules, self)),
+            (frozenset({"api", "peers"}), partial(site_rules.url_rules, self)),
+            (frozenset({"heartbeat"}), partial(site_rules.heartbeat_rules, self)),
+            (frozenset({"rgw", "ceph", "peers"}), partial(site_rules.rgw_rules, self)),
         )
         return [violation for reads, rule in rules if reads <= valid
                 for violation in rule()]
-
-    def _unique_peer_rules(self) -> Iterator[RuleViolation]:
-        first_index: dict[str, int] = {}
-        for index, peer in enumerate(self.peers):
-            if peer.name in first_index:
-                yield RuleViolation(("peers", index, "name"),
-                                    f"peer {peer.name!r} is already defined at "
-                                    f"peers[{first_index[peer.name]}]")
-            else:
-                first_index[peer.name] = index
-
-    def _own_name_rules(self) -> Iterator[RuleViolation]:
-        for index, peer in enumerate(self.peers):
-            if peer.name == self.site.name:
-                yield RuleViolation(("peers", index, "name"),
-                                    f"peer {peer.name!r} has this site's own name "
-                                    f"(site.name); a peer must be another site")
-
-    def _kind_rules(self) -> Iterator[RuleViolation]:
-        sites: list[tuple[FieldPath, str, SiteKind]] = [
-            (("site", "kind"), self.site.name, self.site.kind),
-            *((("peers", i, "kind"), peer.name, peer.kind) for i, peer in enumerate(self.peers)),
-        ]
-        holder_of: dict[SiteKind, str] = {}
-        for path, name, kind in sites:
-            holder = holder_of.setdefault(kind, name)
-            if holder == name:
-                continue
-            if kind is SiteKind.PRODUCTION:
-                yield RuleViolation(path, f"site {holder!r} is already the production site; "
-                                          f"there can be only one")
-            elif len(sites) == 1 + _MAX_PEERS:
-                yield RuleViolation(path, f"site {holder!r} is already {kind.value}; three "
-                                          f"sites need one production, one same-city and "
-                                          f"one remote site")
-
-    def _url_rules(self) -> Iterator[RuleViolation]:
-        own = (self.api.listen_host, self.api.listen_port)
-        first_index: dict[str, int] = {}
-        for index, peer in enumerate(self.peers):
-            path = ("peers", index, "url")
-            parts = urlsplit(peer.url)
-            default_port = 443 if parts.scheme == "https" else 80
-            if (parts.hostname, parts.port or default_port) == own:
-                yield RuleViolation(path, f"points at this site's own API (api.listen "
-                                          f"{self.api.listen}); a peer must be another site")
-            normalized = peer.url.rstrip("/")
-            if normalized in first_index:
-                yield RuleViolation(path, f"same url as peers[{first_index[normalized]}]; "
-                                          f"each peer is a different site")
-            else:
-                first_index[normalized] = index
-
-    def _heartbeat_rules(self) -> Iterator[RuleViolation]:
-        beat = self.heartbeat
-        if beat.timeout_seconds < beat.interval_seconds:
-            return
-        timeout = _shown(beat, "timeout_seconds", beat.timeout_seconds)
-        interval = _shown(beat, "interval_seconds", beat.interval_seconds)
-        yield RuleViolation(("heartbeat", "timeout_seconds"),
-                            f"timeout_seconds ({timeout}) must be less than "
-                            f"interval_seconds ({interval})")
-
-
-    def _rgw_rules(self) -> Iterator[RuleViolation]:
-        if self.rgw is None:
-            return
-        if self.ceph.rgw_zone is None:
-            yield RuleViolation(("rgw",), "needs ceph.rgw_zone, the zone of this site's "
-                                          "gateways, which runbooks promote")
-        for index, peer in enumerate(self.peers):
-            if peer.rgw_zone is not None and peer.ceph_conf is None:
-                yield RuleViolation(("peers", index, "rgw_zone"),
-                                    f"zone {peer.rgw_zone} needs this peer's ceph_conf: "
-                                    f"runbooks read and change that zone through its "
-                                    f"cluster (rgw is set)")
-
-
-def _shown(section: BaseModel, name: str, value: object) -> str:
-    return f"{value}" if name in section.model_fields_set else f"{value}, the default"
