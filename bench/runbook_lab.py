@@ -147,14 +147,16 @@ def checksums(conf: Path, tenant: Tenant, names: Sequence[str] | None = None) ->
             ioctx.close()
 
 
-def wait_equal(conf: Path, tenant: Tenant, expected: dict[str, str],
-               timeout: float) -> tuple[float, dict[str, str]]:
-    """Poll a site until every image hashes as `expected`; the seconds it took and the
-    images still different (with what they hash to) when the timeout came first."""
+def wait_equal(conf: Path, tenant: Tenant, expected: dict[str, str], timeout: float,
+               each_poll: Callable[[], object] = lambda: None) -> tuple[float, dict[str, str]]:
+    """Poll a site until every image hashes as `expected`, calling `each_poll` first
+    each time; the seconds it took and the images still different (with what they
+    hash to) when the timeout came first."""
     started = time.monotonic()
     pending = dict(expected)
     found: dict[str, str] = {}
     while True:
+        each_poll()
         found = checksums(conf, tenant, sorted(pending))
         pending = {name: digest for name, digest in pending.items() if found[name] != digest}
         if not pending or time.monotonic() - started > timeout:
@@ -162,7 +164,8 @@ def wait_equal(conf: Path, tenant: Tenant, expected: dict[str, str],
         time.sleep(POLL_S)
 
 
-def wait_replaying(lab: LabDescription, tenant: Tenant, timeout: float) -> float:
+def wait_replaying(lab: LabDescription, tenant: Tenant, timeout: float,
+                   each_poll: Callable[[], object] = lambda: None) -> float:
     """Until rbd-mirror on every peer of a reports each journal image replaying, as the
     writers need (see the module docstring); the seconds it took."""
     started = time.monotonic()
@@ -171,6 +174,7 @@ def wait_replaying(lab: LabDescription, tenant: Tenant, timeout: float) -> float
         ids = rbd_images.image_ids_by_name(cluster, POOL, tenant.name)
         wanted = [ids[name] for name in tenant.journal]
         while True:
+            each_poll()
             statuses = rbd_images.peer_statuses(cluster, POOL, tenant.name)
             waiting = [i for i in wanted if {s.site for s in statuses.get(i, [])
                                              if s.up and s.state == "replaying"} != peers]

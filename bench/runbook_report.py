@@ -5,6 +5,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from runbook_phases import phases
 from runbook_runs import RunFigures
 
 SWITCHOVER_TARGET_S = 30.0  # issue 7: switchover of 100 images
@@ -100,6 +101,14 @@ def _step_rows(runs: Sequence[RunFigures]) -> list[Row]:
     return rows
 
 
+def _phase_rows(runs: Sequence[RunFigures]) -> list[Row]:
+    found = [phases(run) for run in runs if run.succeeded]
+    names: list[str] = []
+    for figures in found:
+        names += [name for name in figures if name not in names]
+    return [Row(f"  {name}", [f[name] for f in found if name in f]) for name in names]
+
+
 def print_summary(runs: Sequence[RunFigures], header: list[str]) -> None:
     switchovers = [r for r in runs if r.runbook == "switchover"]
     drills = [r for r in runs if r.runbook == "drill"]
@@ -119,13 +128,17 @@ def print_summary(runs: Sequence[RunFigures], header: list[str]) -> None:
                  SWITCHOVER_TARGET_S),
              Row("writes blocked (s)", _values(switchovers, "writes_blocked_seconds")),
              Row("unprotected window (s)", _values(switchovers, "unprotected_seconds")),
-             "per step (s)", *_step_rows(switchovers)]
+             "per step (s)", *_step_rows(switchovers),
+             "inside the steps (s from the step's start, or as the step said)",
+             *_phase_rows(switchovers)]
     rows += ["", f"drill at b, {len(drills)} runs ({sum(r.succeeded for r in drills)} "
                  f"succeeded)",
              Row("drill total (s)", _values(drills, "total_seconds"), DRILL_TARGET_S),
              Row("rto: start to all clones usable (s)", _values(drills, "rto_seconds"),
                  DRILL_TARGET_S),
-             "per step (s)", *_step_rows(drills)]
+             "per step (s)", *_step_rows(drills),
+             "inside the steps (s from the step's start, or as the step said)",
+             *_phase_rows(drills)]
     for row in rows:
         print(row.render() if isinstance(row, Row) else f"\n{row}" if row else "", flush=True)
     print("\nratio = figure / target; below 1.00 is within the target. Figures of failed "

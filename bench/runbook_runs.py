@@ -42,6 +42,7 @@ class StepFigures:
     name: str
     type: str
     state: str
+    started_at: datetime | None
     seconds: float | None
     attempts: int
     facts: dict[str, Any]
@@ -163,14 +164,14 @@ class EngineBench:
             attempts = sorted((j for j in jobs if j.name == step.name),
                               key=lambda j: j.started_at)
             if not attempts:
-                found.append(StepFigures(group.name, step.name, step.type, "not run", None, 0,
-                                         {}, [], None))
+                found.append(StepFigures(group.name, step.name, step.type, "not run", None,
+                                         None, 0, {}, [], None))
                 continue
             last = attempts[-1]
             detail = dict(last.detail)
             found.append(StepFigures(
-                group.name, step.name, step.type, last.state.value, _seconds(last.started_at,
-                                                                            last.finished_at),
+                group.name, step.name, step.type, last.state.value, last.started_at,
+                _seconds(last.started_at, last.finished_at),
                 len(attempts), dict(detail.get("facts") or {}),
                 [str(line) for line in detail.get("output") or []],
                 str(detail["error"]) if detail.get("error") else None))
