@@ -53,6 +53,7 @@ from drd.runbooks.drill_verify import DrillVerifier
 from drd.runbooks.scope import scope_on
 from drd.runbooks.step_api import (
     IMAGE_PARALLEL,
+    ImageThreads,
     StepContext,
     StepExecutor,
     StepFailed,
@@ -163,16 +164,14 @@ class DrillCloner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         pending = {p.image.source: p for p in points}
-        gate = asyncio.Semaphore(IMAGE_PARALLEL)
+        threads = ImageThreads(IMAGE_PARALLEL)
         started: list[tuple[SourcePoint, asyncio.Task[Cloned]]] = []
         target = context.sites.cluster(site)
         name = drill_snapshot(context.run_id)
         last_error = ""
 
         async def clone_one(point: SourcePoint) -> Cloned:
-            async with gate:
-                return await context.in_thread(lambda: self._clone(context, source, site,
-                                                                    point))
+            return await threads.run(lambda: self._clone(context, source, site, point))
         try:
             while pending:
                 try:
@@ -193,6 +192,7 @@ class DrillCloner:
         finally:
             for _, task in started:
                 task.cancel()
+            threads.close()
         problems = [f"{ref}: snapshot {name} did not arrive whole on {site} within "
                     f"{budget:.0f} s; is rbd-mirror replaying it?{last_error}"
                     for ref in sorted(pending)]

@@ -41,7 +41,13 @@ from drd.runbooks.image_work import (
     summary,
 )
 from drd.runbooks.site_images import SiteImage, images_on, on_site
-from drd.runbooks.step_api import StepContext, StepFailed, for_each
+from drd.runbooks.step_api import (
+    IMAGE_PARALLEL,
+    ImageThreads,
+    StepContext,
+    StepFailed,
+    for_each,
+)
 
 PROMOTE_RETRY_SECONDS = 0.1  # measured: a demotion reaches the peer in 0.1-1 s
 # How long a promoted copy may stay unwritable while the local rbd-mirror lets go of it.
@@ -243,6 +249,7 @@ async def _promote(context: StepContext, site: str, images: list[SiteImage],
                    decisions: dict[ImageRef, Decision], *, force: bool, patience: float) -> None:
     handle = context.sites.cluster(site)
     work = _to_act(images, decisions)
+    threads = ImageThreads(min(IMAGE_PARALLEL, len(work)))
 
     async def promote(image: SiteImage) -> Any:
         retrying = AsyncRetrying(retry=retry_if_exception_type(NotPropagated),
@@ -250,7 +257,7 @@ async def _promote(context: StepContext, site: str, images: list[SiteImage],
                                  wait=wait_fixed(PROMOTE_RETRY_SECONDS), reraise=True)
         async for attempt in retrying:
             with attempt:
-                done = await context.in_thread(lambda: handle.run(
+                done = await threads.run(lambda: handle.run(
                     lambda cluster: rbd_promotion.promote(cluster, image.ref, force)))
         # Writable only once a writer can take the lock; writable_at means that.
         writable = AsyncRetrying(retry=retry_if_exception_type(NotWritableYet),
@@ -258,11 +265,12 @@ async def _promote(context: StepContext, site: str, images: list[SiteImage],
                                  wait=wait_fixed(PROMOTE_RETRY_SECONDS), reraise=True)
         async for attempt in writable:
             with attempt:
-                await context.in_thread(lambda: handle.run(
+                await threads.run(lambda: handle.run(
                     lambda cluster: rbd_promotion.prove_writable(cluster, image.ref)))
         return (done, context.now())
 
-    results = await each(work, promote)
+    with threads:
+        results = await each(work, promote)
     out = context.output
     how = "force-promoted" if force else "promoted"
     promoted = []

@@ -109,30 +109,48 @@ class StepExecutor(Protocol):
         """Do the step; write output and facts to `context.output`; raise StepFailed."""
 
 
+class ImageThreads:
+    """Worker threads of one step's own for its per-image librbd calls, `width` of them.
+
+    Not the loop's default pool: it has min(32, CPUs + 4) workers, six on a 2-CPU host,
+    shared with everything else the daemon runs in threads, which would cap a step at
+    six images at once whatever its width. Leaving the block never waits for calls
+    still running: a cancelled step (timeout, abort) must not block the event loop on
+    librbd; they finish on their own.
+    """
+
+    def __init__(self, width: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, width),
+                                        thread_name_prefix="runbook-step")
+
+    def __enter__(self) -> "ImageThreads":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+
 async def for_each(items: Sequence[T], work: Callable[[T], R],
                    width: int = IMAGE_PARALLEL) -> list[R | BaseException]:
-    """`work(item)` for every item in worker threads, `width` at once; each result or
-    the exception it raised, in the order of `items`."""
+    """`work(item)` for every item in worker threads of its own, `width` at once; each
+    result or the exception it raised, in the order of `items`."""
     if not items:
         return []
-    loop = asyncio.get_running_loop()
-    # Threads of its own: the loop's default pool has min(32, CPUs + 4) workers, six on
-    # a 2-CPU host, which would cap every step at six images at once.
-    pool = ThreadPoolExecutor(max_workers=min(width, len(items)),
-                              thread_name_prefix="runbook-step")
 
-    async def one(item: T) -> R | BaseException:
-        try:
-            return await loop.run_in_executor(pool, work, item)
-        except Exception as error:  # each image's failure is reported, not raised
-            return error
+    with ImageThreads(min(width, len(items))) as threads:
+        async def one(item: T) -> R | BaseException:
+            try:
+                return await threads.run(lambda: work(item))
+            except Exception as error:  # each image's failure is reported, not raised
+                return error
 
-    try:
         return list(await asyncio.gather(*(one(item) for item in items)))
-    finally:
-        # Never wait here: a step cancelled (timeout, abort) must not block the event
-        # loop on librbd calls still running; they finish on their own.
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def failures(items: Sequence[Any], results: Sequence[object]) -> list[str]:
