@@ -102,4 +102,4 @@ def answers(lab: LabDescription, site: str) -> bool:
 
 
 def wait_answers(lab: LabDescription, site: str) -> None:
-    eventually(lambda: answers(lab, site), 60, f"site {site}'s daemon answers")
+    eventually(lambda: answers(lab, site), 180, f"site {site}'s daemon answers")
