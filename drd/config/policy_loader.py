@@ -12,8 +12,8 @@ from typing import Any
 
 from drd.config.validation import ExtraRule, validate
 from drd.config.yaml_document import ConfigError, ConfigIssue, parse_yaml, read_yaml_file
-from drd.domain.policy_limits import StatFile, password_file_issues, policy_platform_issues
-from drd.domain.rules import RuleViolation
+from drd.domain.policy_limits import password_file_issues, policy_platform_issues
+from drd.domain.rules import RuleViolation, StatFile
 from drd.domain.site_config import SiteConfig
 from drd.domain.tenant_policy import TenantPolicy
 

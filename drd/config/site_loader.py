@@ -6,7 +6,8 @@ from typing import Any
 
 from drd.config.validation import validate
 from drd.config.yaml_document import read_yaml_file
-from drd.domain.rgw_settings import StatFile, system_keys_file_issues
+from drd.domain.rgw_settings import system_keys_file_issues
+from drd.domain.rules import StatFile
 from drd.domain.site_config import SiteConfig
 
 

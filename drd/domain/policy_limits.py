@@ -2,22 +2,19 @@
 limits, and the backup password file's mode. Pure: the file's status comes from a `stat`
 function the caller passes in; the loader attaches line numbers to what these return."""
 
-import os
 import stat as stat_bits
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from drd.domain.backup_policy import BackupJob, BackupPolicy
 from drd.domain.backup_schedule import runs_per_day
 from drd.domain.durations import format_duration
 from drd.domain.policy_names import image_spec
-from drd.domain.rules import FieldPath, RuleViolation
+from drd.domain.rules import FieldPath, RuleViolation, StatFile, private_file_issues
 from drd.domain.site_config import SiteConfig
 from drd.domain.tenant_grants import EVERY_NAMESPACE, PoolGrant, TenantGrants
 from drd.domain.tenant_policy import BlockSelection, TenantPolicy
-
-StatFile = Callable[[Path], os.stat_result]
 
 # Where each job's schedule sits in a policy, and the limit on its runs a day.
 _JOB_PLACES: dict[BackupJob, tuple[FieldPath, str, str]] = {
@@ -66,27 +63,16 @@ def password_file_issues(policy: TenantPolicy, stat: StatFile) -> list[RuleViola
     (0600, or stricter), since it unlocks every snapshot of the tenant."""
     if policy.backup is None:
         return []
-    path, where = policy.backup.password_file, ("backup", "password_file")
-    try:
-        status = stat(path)
-    except FileNotFoundError:
-        return [RuleViolation(where, f"{path} does not exist; the platform operator puts "
-                                     f"it on every site that runs this tenant's backups, "
-                                     f"mode 0600")]
-    except OSError as error:
-        return [RuleViolation(where, f"cannot read the status of {path}: "
-                                     f"{error.strerror or error}")]
-    if not stat_bits.S_ISREG(status.st_mode):
-        return [RuleViolation(where, f"{path} is not a regular file")]
-    mode = stat_bits.S_IMODE(status.st_mode)
-    if mode & 0o077:
-        return [RuleViolation(where, f"{path} is mode {mode:04o}, so users other than its "
-                                     f"owner may read or change the repository password; "
-                                     f"make it 0600: chmod 600 {path}")]
-    if not mode & stat_bits.S_IRUSR:
-        return [RuleViolation(where, f"{path} is mode {mode:04o}, so not even its owner "
-                                     f"may read it; make it 0600: chmod 600 {path}")]
-    return []
+    path = policy.backup.password_file
+    issues, mode = private_file_issues(
+        path, ("backup", "password_file"), stat,
+        missing="the platform operator puts it on every site that runs this tenant's "
+                "backups, mode 0600", guards="the repository password")
+    if not issues and mode is not None and not mode & stat_bits.S_IRUSR:
+        issues.append(RuleViolation(("backup", "password_file"),
+                                    f"{path} is mode {mode:04o}, so not even its owner "
+                                    f"may read it; make it 0600: chmod 600 {path}"))
+    return issues
 
 
 def _backup_issues(tenant: str, backup: BackupPolicy, grants: TenantGrants | None,

@@ -9,18 +9,14 @@ from a `stat` function the caller passes in, and its content is read only by the
       gateway_unit: ceph-radosgw@rgw.{zone}.service    # or, in the lab, lab_dir: <lab dir>
 """
 
-import os
 import re
-import stat as stat_bits
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from drd.domain.rules import RuleViolation
+from drd.domain.rules import RuleViolation, StatFile, private_file_issues
 
-StatFile = Callable[[Path], os.stat_result]
 RGW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ZONE_PLACEHOLDER = "{zone}"
 # systemd's unit name characters, and the glob characters systemctl matches loaded units by.
@@ -102,20 +98,8 @@ def system_keys_file_issues(rgw: RgwSettings | None, stat: StatFile) -> list[Rul
     stricter): the system user may change every zone of the realm."""
     if rgw is None:
         return []
-    path, where = rgw.system_keys_file, ("rgw", "system_keys_file")
-    try:
-        status = stat(path)
-    except FileNotFoundError:
-        return [RuleViolation(where, f"{path} does not exist; put the multisite system "
-                                     f"user's keys there as JSON, mode 0600, owned by drd")]
-    except OSError as error:
-        return [RuleViolation(where, f"cannot read the status of {path}: "
-                                     f"{error.strerror or error}")]
-    if not stat_bits.S_ISREG(status.st_mode):
-        return [RuleViolation(where, f"{path} is not a regular file")]
-    mode = stat_bits.S_IMODE(status.st_mode)
-    if mode & 0o077:
-        return [RuleViolation(where, f"{path} is mode {mode:04o}, so users other than its "
-                                     f"owner may read or change the multisite system "
-                                     f"user's keys; make it 0600: chmod 600 {path}")]
-    return []
+    issues, _mode = private_file_issues(
+        rgw.system_keys_file, ("rgw", "system_keys_file"), stat,
+        missing="put the multisite system user's keys there as JSON, mode 0600, owned by "
+                "drd", guards="the multisite system user's keys")
+    return issues
