@@ -78,6 +78,7 @@ class RunbookEngine:
         self._now = now
         self._live: dict[int, asyncio.Task[None]] = {}
         self._aborting: set[int] = set()
+        self._parsed: dict[int, Runbook] = {}
 
     # -- asking ----------------------------------------------------------------------
 
@@ -266,17 +267,15 @@ class RunbookEngine:
 
     async def _close_interrupted(self, record: RunRecord,
                                  runbook: Runbook) -> list[journal.StepProgress]:
-        """Finish the attempts a crash left open, as failed, so they run again."""
-        steps = await self.progress(record.id, runbook)
-        for step in journal.interrupted(steps):
-            assert step.latest is not None
-            jobs = await asyncio.to_thread(self._store.list_jobs, JOURNAL_LIMIT, record.id)
-            for job in jobs:
-                if job.name == step.step.name and job.state is RunState.RUNNING:
-                    await asyncio.to_thread(
-                        self._store.finish_job, job.id, RunState.FAILED, self._now(),
-                        {"error": "interrupted: the daemon stopped during this step; it "
-                                  "runs again on resume"})
+        """Finish the attempts a crash left open, as failed, so they run again: nobody
+        runs a run that is not live, so every attempt still open was interrupted."""
+        jobs = await asyncio.to_thread(self._store.list_jobs, JOURNAL_LIMIT, record.id)
+        for job in jobs:
+            if job.state is RunState.RUNNING:
+                await asyncio.to_thread(
+                    self._store.finish_job, job.id, RunState.FAILED, self._now(),
+                    {"error": "interrupted: the daemon stopped during this step; it "
+                              "runs again on resume"})
         return await self.progress(record.id, runbook)
 
     async def _finish(self, record: RunRecord, state: RunState, detail: dict[str, Any],
@@ -315,10 +314,15 @@ class RunbookEngine:
     # -- helpers ---------------------------------------------------------------------
 
     def runbook_of(self, record: RunRecord) -> Runbook:
-        """The runbook as it was when the run started."""
-        return parse_runbook(str(record.detail["text"]),
-                             Path(f"run-{record.id}-{record.subject}"),
-                             self._env.known_sites())
+        """The runbook as it was when the run started (parsed once per run: a CLI
+        following a run asks for it every half second)."""
+        runbook = self._parsed.get(record.id)
+        if runbook is None:
+            runbook = parse_runbook(str(record.detail["text"]),
+                                    Path(f"run-{record.id}-{record.subject}"),
+                                    self._env.known_sites())
+            self._parsed[record.id] = runbook
+        return runbook
 
     def _executor(self, step: AnyStep) -> StepExecutor:
         executor = self._executors.get(step.type)

@@ -31,7 +31,7 @@ from drd.runbooks.views import (
     runbook_out,
 )
 from drd.state import StateStore
-from drd.state.records import AuditResult
+from drd.state.records import AuditResult, RunRecord
 
 log = structlog.get_logger()
 
@@ -113,17 +113,19 @@ class RunbookService:
 
     async def runs(self, limit: int, kind: str | None = None) -> RunViewList:
         records = await asyncio.to_thread(self._store.list_runs, limit, RUN_KIND)
-        views = [await self.run_detail(r.id) for r in records
-                 if kind is None or r.detail.get("kind") == kind]
-        return RunViewList(runs=views)
+        return RunViewList(runs=[await self._view(r) for r in records
+                                 if kind is None or r.detail.get("kind") == kind])
 
     async def run_detail(self, run_id: int) -> RunView:
         record = await asyncio.to_thread(self._store.get_run, run_id)
         if record is None or record.kind != RUN_KIND:
             raise KeyError(f"no runbook run {run_id}")
+        return await self._view(record)
+
+    async def _view(self, record: RunRecord) -> RunView:
         runbook = self.engine.runbook_of(record)
-        steps = await self.engine.progress(run_id, runbook)
-        return run_view(record, runbook, steps, live=self.engine.is_live(run_id))
+        steps = await self.engine.progress(record.id, runbook)
+        return run_view(record, steps, live=self.engine.is_live(record.id))
 
     async def resume(self, run_id: int, request: ResumeRequest, actor: str) -> RunView:
         order = RunOrder(actor=actor, approved_by=actor if request.approve else None,

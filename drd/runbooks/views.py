@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drd.config.runbook_loader import LoadedRunbook
 from drd.domain import runbook_journal as journal
-from drd.domain.runbook import Runbook
 from drd.state import RunState
 from drd.state.records import RunRecord
 
@@ -108,7 +107,7 @@ def runbook_out(loaded: LoadedRunbook) -> RunbookOut:
                       steps=len(book.steps()), builtin=loaded.builtin, path=str(loaded.path))
 
 
-def run_view(record: RunRecord, runbook: Runbook, steps: list[journal.StepProgress], *,
+def run_view(record: RunRecord, steps: list[journal.StepProgress], *,
              live: bool) -> RunView:
     detail = record.detail
     return RunView(
