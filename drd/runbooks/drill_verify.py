@@ -11,11 +11,8 @@
 """
 
 import asyncio
-import contextlib
 import os
-import signal
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from drd.ceph import rbd_drill
@@ -23,19 +20,12 @@ from drd.domain.drill import CloneMarks, Comparison
 from drd.domain.replication_plan import ImageRef
 from drd.domain.runbook_steps import AnyStep, DrillVerify, DrillVerifyStep
 from drd.runbooks.drill_run import clones_of_run, drill_sites, wait_budget
+from drd.runbooks.hooks import HookResult, run_hook
 from drd.runbooks.step_api import StepContext, StepFailed, for_each
 
 HOOK_PARALLEL = 4  # an fsck reads the whole clone; more at once only queue on the OSDs
-HOOK_OUTPUT_LINES = 20  # kept per clone, the last ones
-_KILL_GRACE_SECONDS = 5.0
 
 Clone = tuple[ImageRef, CloneMarks]
-
-
-@dataclass(frozen=True)
-class HookResult:
-    status: int | None  # None: killed at the deadline
-    lines: list[str]
 
 
 class DrillVerifier:
@@ -142,31 +132,3 @@ async def hook_verdicts(context: StepContext, site: str, clones: list[Clone],
             failed.append(str(ref))
     context.output.facts["verdicts"] = verdicts
     return failed
-
-
-async def run_hook(argv: tuple[str, ...], env: dict[str, str], deadline: float) -> HookResult:
-    """Run `argv` with stdout and stderr captured, until it exits or the loop's clock
-    reaches `deadline`; the whole process group is killed then, or on cancellation."""
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout_at(deadline if deadline > loop.time() else loop.time()):
-            out, _ = await process.communicate()
-    except TimeoutError:
-        await _kill(process)
-        return HookResult(None, [])
-    except BaseException:
-        await _kill(process)
-        raise
-    lines = out.decode(errors="replace").splitlines()[-HOOK_OUTPUT_LINES:]
-    return HookResult(process.returncode, lines)
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(_KILL_GRACE_SECONDS):
-            await process.wait()

@@ -8,19 +8,19 @@ since telling people must never be what stops a failover.
 """
 
 import asyncio
-import contextlib
 import os
-import signal
 
 import aiohttp
 import structlog
 
 from drd.domain.runbook_steps import AnyStep, ApprovalStep, HookStep, NotifyStep
+from drd.runbooks.hooks import run_hook
 from drd.runbooks.step_api import StepContext, StepExecutor, StepFailed, StepPaused
 
 log = structlog.get_logger()
 
 OUTPUT_LINES = 50  # of a hook's output kept in the journal (the last ones)
+
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 
 
@@ -75,26 +75,19 @@ class Hook:
                "DRD_SOURCE_SITE": context.target.source,
                "DRD_TARGET_SITE": context.target.target,
                "DRD_TENANTS": ",".join(context.tenants())}
+        deadline = asyncio.get_running_loop().time() + step.timeout.total_seconds()
         try:
-            process = await asyncio.create_subprocess_exec(
-                *step.params.command, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-                env=env, start_new_session=True)
+            result = await run_hook(step.params.command, env, deadline, keep=OUTPUT_LINES)
         except OSError as error:
             raise StepFailed(f"cannot start {step.params.command[0]}: {error}") from error
-        try:
-            out, _ = await process.communicate()
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise
-        lines = out.decode(errors="replace").splitlines()[-OUTPUT_LINES:]
-        context.output.lines.extend(lines)
-        context.output.facts["exit_status"] = process.returncode
-        if process.returncode != 0:
+        context.output.lines.extend(result.lines)
+        context.output.facts["exit_status"] = result.status
+        if result.status is None:
+            raise StepFailed(f"{step.params.command[0]} did not finish within "
+                             f"{step.timeout.total_seconds():.0f} s and was killed")
+        if result.status != 0:
             raise StepFailed(f"{step.params.command[0]} exited with status "
-                             f"{process.returncode}")
+                             f"{result.status}")
 
 
 def operator_executors() -> dict[str, StepExecutor]:

@@ -17,7 +17,8 @@ from drd.ceph.cluster import ClusterHandle
 from drd.domain.drill import CloneMarks
 from drd.domain.replication_plan import ImageRef
 from drd.domain.runbook import RunbookKind, RunTarget
-from drd.runbooks.drill_verify import HookResult, hook_verdicts, run_hook
+from drd.runbooks.drill_verify import hook_verdicts
+from drd.runbooks.hooks import HookResult, run_hook
 from drd.runbooks.step_api import StepContext
 
 PY = sys.executable
