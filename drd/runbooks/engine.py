@@ -56,7 +56,6 @@ class RunEnvironment:
     policies: Callable[[], Mapping[str, TenantPolicy]]
     sites: Callable[[], SiteAccess]
     known_sites: Callable[[], set[str]]
-    rpo_seconds: Callable[[str], Mapping[str, float | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -336,8 +335,7 @@ class RunbookEngine:
         return StepContext(run_id=run_id, kind=kind, target=target,
                            policies=self._env.policies(), sites=self._env.sites(),
                            facts=facts, now=self._now, approved_by=order.approved_by,
-                           confirmed_winner=order.confirmed_winner,
-                           rpo_seconds=self._env.rpo_seconds)
+                           confirmed_winner=order.confirmed_winner)
 
 
 def target_of(record: RunRecord) -> RunTarget:

@@ -1,14 +1,13 @@
 """`rpo_within {site, bound}`: the measured RPO of every image in scope, primary on the
 site, is within its bound at each destination.
 
-Readings come from the daemon's replication service (`context.rpo_seconds`) when it
-measures the image; otherwise the step measures as that service does: snapshot mode
-from the mirror snapshots on both sides (the peer's newest complete copy, dated by the
-primary's snapshot), journal mode from the journal's commit positions, sampled every
-0.2 s. A journal peer behind a position the step saw the primary at is dated once it
-passes that position; one that has not passed it after `bound` seconds is over the
-bound by definition. An RPO that cannot be measured fails the step: it is never
-counted as within.
+The step measures as the daemon's replication service does: snapshot mode from the
+mirror snapshots on both sides (the peer's newest complete copy, dated by the primary's
+snapshot), journal mode from the journal's commit positions, sampled every 0.2 s. A
+journal peer behind a position the step saw the primary at is dated once it passes that
+position; one that has not passed it after `bound` seconds is over the bound by
+definition. An RPO that cannot be measured fails the step: it is never counted as
+within.
 """
 
 import asyncio
@@ -57,13 +56,13 @@ class RpoWithin:
         if not_primary:
             raise StepFailed("cannot measure RPO from " + site + ": " + "; ".join(not_primary))
         bounds = await _bounds(context, site, images, params.bound)
-        verdicts = _from_service(context, bounds)
-        rest = {pair: bound for pair, bound in bounds.items() if pair not in verdicts}
         modes = {image.ref: image.mode for image in images}
-        verdicts |= await _snapshot_verdicts(
-            context, site, {p: b for p, b in rest.items() if modes[p[0]] is MirrorMode.SNAPSHOT})
+        verdicts = await _snapshot_verdicts(
+            context, site, {p: b for p, b in bounds.items()
+                            if modes[p[0]] is MirrorMode.SNAPSHOT})
         verdicts |= await _journal_verdicts(
-            context, site, {p: b for p, b in rest.items() if modes[p[0]] is MirrorMode.JOURNAL})
+            context, site, {p: b for p, b in bounds.items()
+                            if modes[p[0]] is MirrorMode.JOURNAL})
         out = context.output
         out.facts["rpo"] = {f"{ref}@{dest}": verdict.reason
                             for (ref, dest), verdict in sorted(verdicts.items())}
@@ -103,20 +102,6 @@ async def _bounds(context: StepContext, site: str, images: list[SiteImage],
                                      {peer: kinds.kind(peer) for peer in peers[image.ref.pool]})
         pairs |= {(image.ref, peer): target for peer, target in targets.items()}
     return pairs
-
-
-def _from_service(context: StepContext, bounds: dict[Pair, timedelta]) -> dict[Pair, RpoVerdict]:
-    if context.rpo_seconds is None:
-        return {}
-    verdicts = {}
-    for (ref, dest), bound in bounds.items():
-        readings = context.rpo_seconds(str(ref))
-        if dest in readings:
-            seconds = readings[dest]
-            verdicts[(ref, dest)] = judge_reading(
-                None if seconds is None else timedelta(seconds=seconds), bound,
-                "measured by the replication service")
-    return verdicts
 
 
 async def _snapshot_verdicts(context: StepContext, site: str,

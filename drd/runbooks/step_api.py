@@ -85,8 +85,6 @@ class StepContext:
     # Sites this run demoted and then proved fully replayed elsewhere (the journal says
     # so): a split-brain on them may be resynced without an operator's confirmation.
     cleanly_demoted: frozenset[str] = frozenset()
-    # Rpo readings by image spec and destination site, when this daemon measures them.
-    rpo_seconds: Callable[[str], Mapping[str, float | None]] | None = None
     output: StepOutput = field(default_factory=StepOutput)
 
     def site(self, reference: str) -> str:
