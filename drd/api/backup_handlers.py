@@ -1,12 +1,11 @@
 """The backup routes: a tenant's backups, backing up now, its snapshots, restores and
 usage. Parse, ask the daemon context, answer; the work is drd.backup's."""
 
-from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
-from drd.api.errors import ApiError, invalid_body
+from drd.api.bodies import json_response, read_body
+from drd.api.errors import ApiError
 from drd.api.keys import CONTEXT
 from drd.api.routes import Route
 from drd.api.schemas import TenantUsageOut
@@ -22,13 +21,6 @@ from drd.backup.views import (
 )
 from drd.domain.access import TENANT_NAME, Access
 
-Body = TypeVar("Body", bound=BaseModel)
-
-
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(text=model.model_dump_json(), status=status,
-                        content_type="application/json")
-
 
 def _tenant(request: web.Request) -> str:
     tenant = request.match_info["tenant"]
@@ -37,26 +29,20 @@ def _tenant(request: web.Request) -> str:
     return tenant
 
 
-async def _body(request: web.Request, model: type[Body]) -> Body:
-    raw = await request.read()
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as error:
-        raise invalid_body(error) from error
 
 
 async def tenant_backups(request: web.Request) -> web.Response:
-    return _json(await request.app[CONTEXT].tenant_backups(_tenant(request)))
+    return json_response(await request.app[CONTEXT].tenant_backups(_tenant(request)))
 
 
 async def start_backups(request: web.Request) -> web.Response:
     tenant = _tenant(request)
-    wanted = await _body(request, BackupRequest)
+    wanted = await read_body(request, BackupRequest)
     try:
         started = request.app[CONTEXT].start_backups(tenant, wanted.source)
     except KeyError as error:
         raise ApiError(404, "not_found", str(error.args[0])) from error
-    return _json(started, 202)
+    return json_response(started, 202)
 
 
 async def tenant_snapshots(request: web.Request) -> web.Response:
@@ -64,12 +50,12 @@ async def tenant_snapshots(request: web.Request) -> web.Response:
         listed = await request.app[CONTEXT].tenant_snapshots(_tenant(request))
     except KeyError as error:
         raise ApiError(404, "not_found", str(error.args[0])) from error
-    return _json(listed)
+    return json_response(listed)
 
 
 async def restore(request: web.Request) -> web.Response:
     tenant = _tenant(request)
-    wanted = await _body(request, RestoreRequest)
+    wanted = await read_body(request, RestoreRequest)
     try:
         done = await request.app[CONTEXT].restore(tenant, wanted)
     except KeyError as error:
@@ -80,7 +66,7 @@ async def restore(request: web.Request) -> web.Response:
         raise ApiError(409, "refused", str(error)) from error
     except JobFailed as error:
         raise ApiError(500, "restore_failed", error.reason) from error
-    return _json(done, 201)
+    return json_response(done, 201)
 
 
 async def tenant_usage(request: web.Request) -> web.Response:
@@ -88,7 +74,7 @@ async def tenant_usage(request: web.Request) -> web.Response:
         usage = await request.app[CONTEXT].tenant_usage(_tenant(request))
     except KeyError as error:
         raise ApiError(404, "not_found", str(error.args[0])) from error
-    return _json(usage)
+    return json_response(usage)
 
 
 BACKUP_ROUTES = [

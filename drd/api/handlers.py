@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from drd.api.backup_handlers import BACKUP_ROUTES
+from drd.api.bodies import json_response
 from drd.api.errors import ApiError, invalid_body
 from drd.api.keys import CONTEXT, PRINCIPAL, ROUTES
 from drd.api.openapi import openapi_document
@@ -28,9 +29,6 @@ from drd.replication.views import RpoReport, TenantProtection
 MAX_LIST = 1000
 
 
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(text=model.model_dump_json(), status=status,
-                        content_type="application/json")
 
 
 def _now() -> datetime:
@@ -39,12 +37,12 @@ def _now() -> datetime:
 
 async def healthz(request: web.Request) -> web.Response:
     probe = request.app[CONTEXT].liveness(_now())
-    return _json(probe, 200 if probe.ok else 503)
+    return json_response(probe, 200 if probe.ok else 503)
 
 
 async def readyz(request: web.Request) -> web.Response:
     probe = request.app[CONTEXT].readiness(_now())
-    return _json(probe, 200 if probe.ok else 503)
+    return json_response(probe, 200 if probe.ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -55,7 +53,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return _json(request.app[CONTEXT].status(_now()))
+    return json_response(request.app[CONTEXT].status(_now()))
 
 
 async def heartbeat(request: web.Request) -> web.Response:
@@ -70,7 +68,7 @@ async def heartbeat(request: web.Request) -> web.Response:
                              and principal.kind is not RoleKind.OPERATOR):
         raise ApiError(403, "forbidden",
                        f"token {caller} may not send heartbeats for site {beat.site}")
-    return _json(request.app[CONTEXT].receive_heartbeat(beat, _now()))
+    return json_response(request.app[CONTEXT].receive_heartbeat(beat, _now()))
 
 
 def _limit(request: web.Request) -> int:
@@ -82,12 +80,12 @@ def _limit(request: web.Request) -> int:
 
 
 async def audit(request: web.Request) -> web.Response:
-    return _json(await request.app[CONTEXT].audit_log(_limit(request)))
+    return json_response(await request.app[CONTEXT].audit_log(_limit(request)))
 
 
 async def tenant_runs(request: web.Request) -> web.Response:
     tenant = _tenant(request)
-    return _json(await request.app[CONTEXT].tenant_runs(tenant, _limit(request)))
+    return json_response(await request.app[CONTEXT].tenant_runs(tenant, _limit(request)))
 
 
 def _tenant(request: web.Request) -> str:
@@ -98,7 +96,7 @@ def _tenant(request: web.Request) -> str:
 
 
 async def tenant_protection(request: web.Request) -> web.Response:
-    return _json(request.app[CONTEXT].tenant_protection(_tenant(request)))
+    return json_response(request.app[CONTEXT].tenant_protection(_tenant(request)))
 
 
 async def rpo(request: web.Request) -> web.Response:
@@ -106,7 +104,7 @@ async def rpo(request: web.Request) -> web.Response:
     if tenant is not None and not TENANT_NAME.match(tenant):
         raise ApiError(400, "invalid_query", "tenant is not a tenant name",
                        {"field": "tenant", "value": tenant})
-    return _json(request.app[CONTEXT].rpo_report(tenant))
+    return json_response(request.app[CONTEXT].rpo_report(tenant))
 
 
 async def put_policy(request: web.Request) -> web.Response:
@@ -125,7 +123,7 @@ async def put_policy(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_policy",
                        f"the policy has {len(problems)} problem(s); nothing was changed",
                        {"problems": problems}) from error
-    return _json(accepted)
+    return json_response(accepted)
 
 
 async def openapi(request: web.Request) -> web.Response:

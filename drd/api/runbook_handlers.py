@@ -2,12 +2,12 @@
 and a tenant's own drills. Parse, ask the runbook service, answer."""
 
 from collections.abc import Awaitable
-from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from drd.api.errors import ApiError, invalid_body
+from drd.api.bodies import json_response, read_body
+from drd.api.errors import ApiError
 from drd.api.keys import CONTEXT, PRINCIPAL
 from drd.api.routes import Route
 from drd.domain.access import TENANT_NAME, Access, Principal
@@ -23,13 +23,9 @@ from drd.runbooks.views import (
     RunViewList,
 )
 
-Body = TypeVar("Body", bound=BaseModel)
 MAX_RUNS = 500
 
 
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(text=model.model_dump_json(), status=status,
-                        content_type="application/json")
 
 
 def _service(request: web.Request) -> RunbookService:
@@ -44,12 +40,6 @@ def _actor(request: web.Request) -> str:
     return principal.name if principal else "unknown"
 
 
-async def _body(request: web.Request, model: type[Body]) -> Body:
-    raw = await request.read()
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as error:
-        raise invalid_body(error) from error
 
 
 def _run_id(request: web.Request) -> int:
@@ -69,28 +59,28 @@ async def _answer(work: Awaitable[BaseModel], status: int = 200) -> web.Response
         raise ApiError(409, "refused", str(error)) from error
     except PermissionError as error:
         raise ApiError(403, "forbidden", str(error)) from error
-    return _json(result, status)
+    return json_response(result, status)
 
 
 async def list_runbooks(request: web.Request) -> web.Response:
-    return _json(_service(request).listing())
+    return json_response(_service(request).listing())
 
 
 async def show_runbook(request: web.Request) -> web.Response:
     service = _service(request)
     try:
-        return _json(service.show(request.match_info["name"]))
+        return json_response(service.show(request.match_info["name"]))
     except KeyError as error:
         raise ApiError(404, "not_found", str(error.args[0])) from error
 
 
 async def plan_runbook(request: web.Request) -> web.Response:
-    wanted = await _body(request, RunRequest)
+    wanted = await read_body(request, RunRequest)
     return await _answer(_service(request).plan(request.match_info["name"], wanted))
 
 
 async def start_run(request: web.Request) -> web.Response:
-    wanted = await _body(request, RunRequest)
+    wanted = await read_body(request, RunRequest)
     return await _answer(_service(request).run(request.match_info["name"], wanted,
                                                _actor(request)), 202)
 
@@ -100,7 +90,7 @@ async def tenant_drill(request: web.Request) -> web.Response:
     tenant = request.match_info["tenant"]
     if not TENANT_NAME.match(tenant):
         raise ApiError(404, "not_found", f"no tenant {tenant!r}")
-    wanted = await _body(request, RunRequest)
+    wanted = await read_body(request, RunRequest)
     return await _answer(_service(request).run("drill", wanted, _actor(request),
                                                only_tenant=tenant), 202)
 
@@ -118,7 +108,7 @@ async def show_run(request: web.Request) -> web.Response:
 
 
 async def resume_run(request: web.Request) -> web.Response:
-    wanted = await _body(request, ResumeRequest)
+    wanted = await read_body(request, ResumeRequest)
     return await _answer(_service(request).resume(_run_id(request), wanted,
                                                   _actor(request)), 202)
 

@@ -269,7 +269,7 @@ class PeerImageStatus:
     reported_at: datetime | None
 
 
-_STATUS_STATES = {
+STATUS_STATES = {
     rbd.MIRROR_IMAGE_STATUS_STATE_UNKNOWN: "unknown",
     rbd.MIRROR_IMAGE_STATUS_STATE_ERROR: "error",
     rbd.MIRROR_IMAGE_STATUS_STATE_SYNCING: "syncing",
@@ -296,7 +296,7 @@ def peer_statuses(cluster: Any, pool: str,
             statuses[entry["id"]] = [
                 PeerImageStatus(
                     site=sites.get(remote.get("mirror_uuid", ""), remote.get("mirror_uuid", "")),
-                    state=_STATUS_STATES.get(remote.get("state", -1), "unknown"),
+                    state=STATUS_STATES.get(remote.get("state", -1), "unknown"),
                     description=str(remote.get("description", "")),
                     up=bool(remote.get("up", False)),
                     reported_at=reported_at(remote.get("last_update")))

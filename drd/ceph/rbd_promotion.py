@@ -21,20 +21,10 @@ import rados
 import rbd
 
 from drd.ceph.cluster import CephError
-from drd.ceph.rbd_images import pool_ioctx, reported_at
+from drd.ceph.rbd_images import STATUS_STATES, pool_ioctx, reported_at
 from drd.ceph.rbd_snapshots import open_image
 from drd.domain.rbd_step_decisions import NO_STATUS, MirrorStatus
 from drd.domain.replication_plan import ImageRef
-
-_STATES = {
-    rbd.MIRROR_IMAGE_STATUS_STATE_UNKNOWN: "unknown",
-    rbd.MIRROR_IMAGE_STATUS_STATE_ERROR: "error",
-    rbd.MIRROR_IMAGE_STATUS_STATE_SYNCING: "syncing",
-    rbd.MIRROR_IMAGE_STATUS_STATE_STARTING_REPLAY: "starting_replay",
-    rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING: "replaying",
-    rbd.MIRROR_IMAGE_STATUS_STATE_STOPPING_REPLAY: "stopping_replay",
-    rbd.MIRROR_IMAGE_STATUS_STATE_STOPPED: "stopped",
-}
 
 
 class NotPropagated(CephError):
@@ -92,7 +82,7 @@ def local_statuses(cluster: Any, pool: str, namespace: str) -> dict[str, MirrorS
             if "state" not in entry or entry.get("description") == NO_STATUS:
                 continue
             found[str(entry["id"])] = MirrorStatus(
-                state=_STATES.get(entry["state"], "unknown"),
+                state=STATUS_STATES.get(entry["state"], "unknown"),
                 description=str(entry.get("description", "")),
                 up=bool(entry.get("up", False)),
                 reported_at=reported_at(entry.get("last_update")))
