@@ -15,12 +15,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from drd.domain.rules import RuleViolation, StatFile, private_file_issues
+from drd.domain.rules import RuleViolation, StatFile, is_systemd_unit, private_file_issues
 
 RGW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ZONE_PLACEHOLDER = "{zone}"
-# systemd's unit name characters, and the glob characters systemctl matches loaded units by.
-_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@*?\[\]-]+\.(service|target)$")
 
 
 def _rgw_name(value: str) -> str:
@@ -52,7 +50,7 @@ def _gateway_unit(value: str) -> str:
     concrete = value.replace(ZONE_PLACEHOLDER, "zone")
     if "{" in concrete or "}" in concrete:
         raise ValueError(f"{value!r}: the only placeholder is {ZONE_PLACEHOLDER}")
-    if not _UNIT.match(concrete):
+    if not is_systemd_unit(concrete):
         raise ValueError(f"{value!r} is not a systemd unit name such as "
                          f"ceph-radosgw@rgw.{ZONE_PLACEHOLDER}.service (a glob such as "
                          f"ceph-radosgw@*.service names every gateway of this host)")

@@ -5,6 +5,7 @@ check a policy against the site config), so the validator can put a line on each
 """
 
 import os
+import re
 import stat as stat_bits
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,15 @@ class RuleViolation:
 
     path: FieldPath
     message: str
+
+
+# systemd's unit name characters, and the glob characters systemctl matches loaded units by.
+_SYSTEMD_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@*?\[\]-]+\.(service|target)$")
+
+
+def is_systemd_unit(name: str) -> bool:
+    """Whether `name` is a service or target unit name (or a glob of them)."""
+    return _SYSTEMD_UNIT.match(name) is not None
 
 
 # How a rule learns a file's mode: os.stat, or a fake in unit tests.

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from drd.domain import site_rules
 from drd.domain.durations import PositiveDuration
 from drd.domain.policy_names import TenantName
 from drd.domain.restic_values import RepositoryUrl
 from drd.domain.rgw_settings import RgwSettings
-from drd.domain.rules import RuleViolation
+from drd.domain.rules import RuleViolation, is_systemd_unit
 from drd.domain.site import SiteKind
 from drd.domain.tenant_grants import PlatformLimits, TenantGrants
 from drd.domain.tenant_policy import TenantPolicy
@@ -121,6 +121,16 @@ TokenFile = Annotated[Path, AfterValidator(_token_file)]
 CephxId = Annotated[str, AfterValidator(_cephx_id),
                     Field(json_schema_extra={"pattern": CEPHX_ID_PATTERN})]
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+
+
+def _unit_name(value: str) -> str:
+    if not is_systemd_unit(value):
+        raise ValueError(f"{value!r} is not a systemd unit name such as "
+                         f"ceph-rbd-mirror@admin.service")
+    return value
+
+
+SystemdUnit = Annotated[str, AfterValidator(_unit_name)]
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 
 
@@ -156,6 +166,25 @@ class CephSettings(_Section):
                                   "omit if the site runs none. drd watches bucket sync "
                                   "only between sites that name their zone.",
         examples=["a"])
+    rbd_mirror_unit: SystemdUnit | None = Field(
+        default=None,
+        description="systemd unit of this site's rbd-mirror daemon, on drd's host. A "
+                    "forced promote here whose journal replay from the lost site is stuck "
+                    "fences that replayer and then restarts this unit, so that this site "
+                    "replicates again; without it drd asks an operator to restart it.",
+        examples=["ceph-rbd-mirror@admin.service"])
+    lab_dir: AbsolutePath | None = Field(
+        default=None,
+        description="The lab only, instead of rbd_mirror_unit: the lab whose lab.json "
+                    "records this site's rbd-mirror process, which drd restarts by PID.",
+        examples=["/var/lib/drd-lab"])
+
+    @model_validator(mode="after")
+    def _one_way_to_restart(self) -> "CephSettings":
+        if self.rbd_mirror_unit is not None and self.lab_dir is not None:
+            raise ValueError("give at most one of rbd_mirror_unit (the systemd unit of "
+                             "this site's rbd-mirror) and lab_dir (the lab's)")
+        return self
 
 
 class ApiSettings(_Section):

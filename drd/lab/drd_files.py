@@ -80,17 +80,20 @@ def drd_layout(site_root: Path) -> DrdLayout:
 def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
                       peers: list[SiteSpec], peer_confs: dict[str, Path], *,
                       repositories: Path | None = None,
-                      rgw: Mapping[str, str] | None = None) -> dict[str, Any]:
+                      rgw: Mapping[str, str] | None = None,
+                      lab_dir: Path | None = None) -> dict[str, Any]:
     """The site config of `site`'s daemon, as the dict its YAML holds.
 
     It names each peer's ceph.conf too: drd reads the peers' copies to measure RPO,
     and each site's RGW zone, which the lab names after the site; when the lab has a
     remote site, the directory of tenants' default repositories there; and with `rgw`
-    (drd.lab.rgw_lab.lab_rgw_settings), how runbooks move the RGW master zone.
+    (drd.lab.rgw_lab.lab_rgw_settings), how runbooks move the RGW master zone; with
+    `lab_dir`, the lab whose rbd-mirror a forced promote may restart.
     """
     return {
         "site": {"name": site.name, "kind": site.kind.value},
-        "ceph": {"conf": str(ceph_conf), "client": "admin", "rgw_zone": site.name},
+        "ceph": {"conf": str(ceph_conf), "client": "admin", "rgw_zone": site.name,
+                 **({"lab_dir": str(lab_dir)} if lab_dir is not None else {})},
         "api": {"listen": f"{site.address}:{DRD_API_PORT}",
                 "tokens_file": str(layout.tokens)},
         "paths": {"state_dir": str(layout.state_dir),
@@ -174,14 +177,15 @@ def lab_sections(repositories: Path | None,
 def write_drd_files(site: SiteSpec, site_root: Path, ceph_conf: Path, *,
                     peers: list[SiteSpec], peer_confs: dict[str, Path],
                     secrets: LabSecrets, repositories: Path | None = None,
-                    rgw: Mapping[str, str] | None = None) -> DrdLayout:
+                    rgw: Mapping[str, str] | None = None,
+                    lab_dir: Path | None = None) -> DrdLayout:
     """Write the site config, its tokens file and its peer token; return where."""
     layout = drd_layout(site_root)
     for directory in (layout.root, layout.state_dir, layout.policies_dir,
                       layout.runbooks_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = render_drd_config(site, ceph_conf, layout, peers, peer_confs,
-                               repositories=repositories, rgw=rgw)
+                               repositories=repositories, rgw=rgw, lab_dir=lab_dir)
     layout.config.write_text(yaml.safe_dump(config, sort_keys=False))
     entries = [TokenEntry(name="lab-operator", role="operator",
                           sha256=hash_token(secrets.operator))]

@@ -201,7 +201,8 @@ def _start_drd_daemons(description: LabDescription, sites: list[SiteSpec],
         layout = write_drd_files(
             site, record.root, record.conf, peers=peers,
             peer_confs={p.name: description.sites[p.name].conf for p in peers},
-            secrets=secrets, repositories=repositories, rgw=_rgw_settings(description))
+            secrets=secrets, repositories=repositories, rgw=_rgw_settings(description),
+            lab_dir=description.dir)
         StateStore.initialise(layout.state_dir, site.name).close()
         record.drd_config, record.api_url = layout.config, site.api_url
         start_role(site, record, DaemonRole.DRD, record_process)

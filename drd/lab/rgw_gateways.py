@@ -1,9 +1,9 @@
 """The lab's gateways as failover sees them: zones by name, and restart or kill by PID.
 
-`LabGateways` is the lab's GatewayControl for drd.ceph.rgw_failover. It stops only the
-radosgw process lab.json records for the zone (SIGTERM, SIGKILL after a grace: radosgw
-can take rgw_exit_timeout_secs, 120 s, to leave), starts a new one exactly as `lab up`
-does, records it in lab.json and waits until it answers S3.
+`LabGateways` is the lab's GatewayControl for drd.ceph.rgw_failover. It restarts only
+the radosgw process lab.json records for the zone (drd.lab.daemon_restart: SIGTERM,
+SIGKILL after a grace, since radosgw can take rgw_exit_timeout_secs, 120 s, to leave)
+and waits until the new one answers S3.
 """
 
 import time
@@ -13,14 +13,12 @@ from pathlib import Path
 from drd.ceph.rgw_admin import RgwAdmin
 from drd.ceph.rgw_failover import RgwZone
 from drd.lab import processes
+from drd.lab.daemon_restart import restart_role
 from drd.lab.description import DaemonRole, LabDescription, ProcessRecord, SiteRecord
 from drd.lab.errors import LabError
-from drd.lab.lab_store import load_description, save_description
+from drd.lab.lab_store import load_description
 from drd.lab.rgw_lab import wait_gateway
-from drd.lab.site_boot import start_role
-from drd.lab.topology import plan_sites
 
-STOP_GRACE_S = 5.0
 KILL_WAIT_S = 10.0
 
 
@@ -37,18 +35,8 @@ class LabGateways:
     lab_dir: Path
 
     def restart(self, zone: str) -> None:
-        description, site = self._site(zone)
-        old = site.process(DaemonRole.RGW)
-        if old is not None:
-            processes.stop_processes([old], STOP_GRACE_S)
-        spec = next(s for s in plan_sites(sorted(description.sites), description.block)
-                    if s.name == site.name)
-
-        def record(site_record: SiteRecord, process: ProcessRecord) -> None:
-            site_record.replace_process(process)
-            save_description(description)
-
-        started = start_role(spec, site, DaemonRole.RGW, record)
+        _, site = self._site(zone)
+        started = restart_role(self.lab_dir, site.name, DaemonRole.RGW)
         assert site.rgw_url is not None  # _site only returns gateway sites
         wait_gateway(site.name, site.rgw_url, started.record)
 

@@ -8,11 +8,12 @@ before any image is touched.
 
 Forced promotion and replay from the lost site, measured on Ceph 16.2.15: rbd-mirror
 replays nothing into a primary image. In journal mode the forced promotion opens a new
-journal tag owned by this site and the replayer stops at once ("stopped", then "local
-image is primary"); in snapshot mode librbd first has rbd-mirror shut its replayer
-down (status "orphan (force promoting)", 2 s with the peer alive, 5-8 s with it dead)
-and then takes a primary snapshot. So the forced promotion itself stops replay from
-the lost site; what drd adds is fencing the lost site's writers where it can reach them.
+journal tag owned by this site and, with the lost peer alive, the replayer stops at
+once ("stopped", then "local image is primary"); with the peer's cluster dead it keeps
+the image's lock for good, and drd fences it (drd.runbooks.stuck_replay). In snapshot
+mode librbd first has rbd-mirror shut its replayer down (status "orphan (force
+promoting)", 2 s with the peer alive, 5-8 s with it dead) and then takes a primary
+snapshot. Beyond that, drd fences the lost site's writers where it can reach them.
 """
 
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from drd.runbooks.step_api import (
     StepFailed,
     for_each,
 )
+from drd.runbooks.stuck_replay import RELEASE_GRACE_SECONDS, StuckReplayers
 
 PROMOTE_RETRY_SECONDS = 0.1  # measured: a demotion reaches the peer in 0.1-1 s
 # How long a promoted copy may stay unwritable while the local rbd-mirror lets go of it.
@@ -158,7 +160,10 @@ class RbdForcePromote:
         refuse_if_any(images, decisions, "force-promote", site)
         await _fence(context, lost)
         held = await _held_up_to(context, site, _to_act(images, decisions))
-        await _promote(context, site, images, decisions, force=True, patience=0.0)
+        stuck = StuckReplayers(site)
+        await _promote(context, site, images, decisions, force=True, patience=0.0,
+                       stuck=stuck)
+        await stuck.restart_fenced(context)
         out = context.output
         writable = datetime.fromisoformat(out.facts["writable_at"])
         seconds, line = loss_window(list(held.values()), writable)
@@ -246,7 +251,10 @@ async def _blocklist(context: StepContext, site: str, address: str, doing: str) 
 
 
 async def _promote(context: StepContext, site: str, images: list[SiteImage],
-                   decisions: dict[ImageRef, Decision], *, force: bool, patience: float) -> None:
+                   decisions: dict[ImageRef, Decision], *, force: bool, patience: float,
+                   stuck: StuckReplayers | None = None) -> None:
+    """Promote the images to act on; each counts once a writer can take its lock. With
+    `stuck`, a copy whose local replayer keeps its lock has that replayer fenced."""
     handle = context.sites.cluster(site)
     work = _to_act(images, decisions)
     threads = ImageThreads(min(IMAGE_PARALLEL, len(work)))
@@ -260,14 +268,24 @@ async def _promote(context: StepContext, site: str, images: list[SiteImage],
                 done = await threads.run(lambda: handle.run(
                     lambda cluster: rbd_promotion.promote(cluster, image.ref, force)))
         # Writable only once a writer can take the lock; writable_at means that.
+        if stuck is None:
+            await prove_writable(image, WRITABLE_PATIENCE_SECONDS)
+        else:
+            try:
+                await prove_writable(image, RELEASE_GRACE_SECONDS)
+            except NotWritableYet:
+                await stuck.release(context, image.ref)
+                await prove_writable(image, WRITABLE_PATIENCE_SECONDS)
+        return (done, context.now())
+
+    async def prove_writable(image: SiteImage, patience: float) -> None:
         writable = AsyncRetrying(retry=retry_if_exception_type(NotWritableYet),
-                                 stop=stop_after_delay(WRITABLE_PATIENCE_SECONDS),
+                                 stop=stop_after_delay(patience),
                                  wait=wait_fixed(PROMOTE_RETRY_SECONDS), reraise=True)
         async for attempt in writable:
             with attempt:
                 await threads.run(lambda: handle.run(
                     lambda cluster: rbd_promotion.prove_writable(cluster, image.ref)))
-        return (done, context.now())
 
     with threads:
         results = await each(work, promote)

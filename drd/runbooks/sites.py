@@ -5,8 +5,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drd.ceph.cluster import ClusterHandle
+from drd.ceph.systemd_units import RESTART_TIMEOUT, UnitError, systemctl, systemctl_argv
 from drd.domain.site import SiteKind
 from drd.domain.site_config import SiteConfig
+from drd.lab.errors import LabError
 from drd.runbooks.rgw_access import RgwRealm, configured_realm
 from drd.runbooks.step_api import StepFailed
 
@@ -47,6 +49,25 @@ class ConfiguredSites:
 
     def peer_reachable(self, site: str) -> bool:
         return site == self._config.site.name or self._reachable(site)
+
+    def restart_rbd_mirror(self, site: str) -> str:
+        ceph = self._config.ceph
+        if site != self._config.site.name:
+            raise StepFailed(f"site {site}'s rbd-mirror is not this host's to restart: "
+                             f"restart it at site {site}")
+        try:
+            if ceph.lab_dir is not None:
+                from drd.lab.daemon_restart import restart_role  # the lab only
+                from drd.lab.description import DaemonRole
+                started = restart_role(ceph.lab_dir, site, DaemonRole.RBD_MIRROR)
+                return f"restarted the lab's rbd-mirror of site {site} (pid {started.record.pid})"
+            if ceph.rbd_mirror_unit is None:
+                raise StepFailed(f"site {site}'s config names no ceph.rbd_mirror_unit, so "
+                                 f"restart its rbd-mirror by hand")
+            systemctl(systemctl_argv("restart", ceph.rbd_mirror_unit), RESTART_TIMEOUT)
+        except (UnitError, LabError) as error:
+            raise StepFailed(f"restarting site {site}'s rbd-mirror failed: {error}") from error
+        return f"restarted {ceph.rbd_mirror_unit}"
 
     def close(self) -> None:
         for handle in self._handles.values():

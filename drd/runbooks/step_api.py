@@ -65,6 +65,10 @@ class SiteAccess(Protocol):
     def peer_reachable(self, site: str) -> bool:
         """Whether `site`'s drd answers heartbeats (this site counts as reachable)."""
 
+    def restart_rbd_mirror(self, site: str) -> str:
+        """Restart `site`'s rbd-mirror daemon and say what was restarted; blocking.
+        StepFailed where this drd cannot (another site's, or no way configured)."""
+
 
 @dataclass
 class StepContext:

@@ -39,6 +39,9 @@ class Sites:
     def peer_reachable(self, site: str) -> bool:
         return True
 
+    def restart_rbd_mirror(self, site: str) -> str:
+        raise AssertionError("a hook verification restarts no daemon")
+
 
 def _context() -> StepContext:
     return StepContext(run_id=7, kind=RunbookKind.DRILL,

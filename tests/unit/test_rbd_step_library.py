@@ -32,6 +32,9 @@ class NoSites:
     def peer_reachable(self, site: str) -> bool:
         return True
 
+    def restart_rbd_mirror(self, site: str) -> str:
+        raise AssertionError(f"the test restarted site {site}'s rbd-mirror")
+
 
 def _policy(tenant: str) -> TenantPolicy:
     return TenantPolicy.model_validate({"tenant": tenant, "protection": {"block": [

@@ -11,12 +11,8 @@ import pytest
 import yaml
 
 from drd.ceph.cluster import ClusterHandle
-from drd.ceph.rgw_gateway_units import (
-    GatewayUnitError,
-    SystemdGateways,
-    systemctl_argv,
-    unit_of,
-)
+from drd.ceph.rgw_gateway_units import GatewayUnitError, SystemdGateways, unit_of
+from drd.ceph.systemd_units import systemctl_argv
 from drd.config.validation import validate
 from drd.config.yaml_document import parse_yaml
 from drd.domain.runbook import Runbook, RunbookKind, RunTarget
@@ -59,6 +55,9 @@ class NoCeph:
 
     def peer_reachable(self, site: str) -> bool:
         return True
+
+    def restart_rbd_mirror(self, site: str) -> str:
+        raise AssertionError(f"the test restarted site {site}'s rbd-mirror")
 
     def rgw(self) -> RgwRealm:
         if self.realm is None:

@@ -201,3 +201,18 @@ def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     site_name = schema["$defs"]["SiteIdentity"]["properties"]["name"]
     assert site_name["pattern"] == "^[a-z][a-z0-9-]{0,30}$"
     assert SiteConfig.model_json_schema()["title"] == "SiteConfig"
+
+
+def test_the_rbd_mirror_is_restarted_one_way_or_the_other(tmp_path: Path) -> None:
+    unit = example_with(tmp_path, "client: admin ",
+                        "rbd_mirror_unit: ceph-rbd-mirror@admin.service\n  client: admin ")
+    assert load_site_config(unit).ceph.rbd_mirror_unit == "ceph-rbd-mirror@admin.service"
+    both = example_with(tmp_path, "client: admin ",
+                        "rbd_mirror_unit: ceph-rbd-mirror@admin.service\n  lab_dir: /lab\n"
+                        "  client: admin ")
+    assert issues_of(both) == [f"{both}:4: ceph: give at most one of rbd_mirror_unit (the "
+                               f"systemd unit of this site's rbd-mirror) and lab_dir (the "
+                               f"lab's)"]
+    bad = example_with(tmp_path, "client: admin ", "rbd_mirror_unit: rbd-mirror\n  client: admin ")
+    assert issues_of(bad) == [f"{bad}:6: ceph.rbd_mirror_unit: 'rbd-mirror' is not a systemd "
+                              f"unit name such as ceph-rbd-mirror@admin.service"]

@@ -1,0 +1,89 @@
+"""Stopping a replayer that will not let go of a force-promoted copy.
+
+Measured on Ceph 16.2.15 (the lab) with every Ceph daemon of the lost site killed: after
+`promote --force` of a journal-mode copy, the local rbd-mirror keeps the image's
+exclusive lock and refuses it to any writer (EROFS) for as long as we watched (over
+two minutes). Its replayer's shutdown waits on the lost cluster, which never answers.
+Blocklisting that rbd-mirror client at the promoting site frees the lock within 0.3 s.
+That is what stopping replay from the lost site means here. The fenced rbd-mirror then
+fails every call, and does not restart its pool replayers by itself. So the site's
+rbd-mirror must be restarted afterwards, before this site can replicate again.
+
+Only a holder that logged in as an rbd-mirror daemon is fenced this way. Any other
+client holding the lock of a copy that was non-primary a moment ago fails the step,
+naming it, for an operator to look at.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from drd.ceph import rbd_fencing
+from drd.domain.replication_plan import ImageRef
+from drd.runbooks.site_images import on_site
+from drd.runbooks.step_api import StepContext, StepFailed
+
+# How long a freshly force-promoted copy may wait for its local replayer to let go by
+# itself; with the lost peer merely slow (alive) it does so within about 2 s.
+RELEASE_GRACE_SECONDS = 5.0
+# The cephx users rbd-mirror daemons log in as: client.rbd-mirror.<id> by Ceph's docs
+# and cephadm, client.rbd-mirror-peer for the peers' daemons.
+REPLAYER_USER_PREFIX = "client.rbd-mirror"
+
+
+@dataclass
+class StuckReplayers:
+    """The rbd-mirror clients fenced at one site during one forced promotion; each
+    address is blocklisted once, however many images it held."""
+
+    site: str
+    fenced: dict[str, list[str]] = field(default_factory=dict)  # address -> images
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def release(self, context: StepContext, ref: ImageRef) -> None:
+        """Fence the rbd-mirror that holds `ref`'s exclusive lock at the site."""
+        holders = await on_site(context, self.site,
+                                lambda cluster: rbd_fencing.image_holders(cluster, ref),
+                                f"listing who holds {ref}")
+        lockers = [h for h in holders if "exclusive lock" in h.how]
+        for holder in lockers:
+            if not (holder.entity or "").startswith(REPLAYER_USER_PREFIX):
+                raise StepFailed(
+                    f"{ref} is primary on {self.site}, but {holder.client} "
+                    f"({holder.entity or 'user unknown'}) at {holder.address} holds its "
+                    f"exclusive lock and is no rbd-mirror daemon; drd fences only a stuck "
+                    f"replayer: find and stop that client, then resume the run")
+            async with self._lock:
+                if holder.address not in self.fenced:
+                    await on_site(context, self.site, _blocklister(holder.address),
+                                  f"fencing the stuck replayer {holder.client} at "
+                                  f"{holder.address}")
+                    context.output.say(
+                        f"fenced {holder.client} ({holder.entity}) at {holder.address} on "
+                        f"{self.site} (osd blocklist): this site's rbd-mirror kept {ref} "
+                        f"locked for its replay from the lost site")
+                    self.fenced[holder.address] = []
+                self.fenced[holder.address].append(str(ref))
+
+    async def restart_fenced(self, context: StepContext) -> None:
+        """Restart the site's rbd-mirror if one of its clients was fenced, or say loudly
+        that an operator must; the promotion itself stands either way."""
+        if not self.fenced:
+            return
+        out = context.output
+        out.facts["replayers_fenced"] = [{"address": address, "images": images}
+                                         for address, images in self.fenced.items()]
+        try:
+            done = await context.in_thread(
+                lambda: context.sites.restart_rbd_mirror(self.site))
+        except StepFailed as error:
+            out.facts["rbd_mirror_restart_needed"] = str(error)
+            out.say(f"WARNING: site {self.site}'s rbd-mirror was fenced and is not "
+                    f"restarted, so it replicates nothing until it is: {error}")
+            return
+        out.facts["rbd_mirror_restarted"] = done
+        out.say(f"{done}: the fenced rbd-mirror replicates again")
+
+
+def _blocklister(address: str) -> Any:
+    return lambda cluster: rbd_fencing.blocklist(cluster, address)
