@@ -14,9 +14,9 @@ a drill remains on any site. The summary gives medians and maxima against the ta
 of issue 7 (switchover 30 s, drill 60 s). It exits 0 whatever the times, and 1 when a
 run failed, a check found a difference, or there was nothing to measure.
 
-    .venv/bin/python bench/runbooks.py [--rounds 2] [--block 65] [--dir /tmp/bench65/lab]
-        [--reuse-lab DIR] [--journal 50] [--snapshot 50] [--size-mib 8] [--writers 10]
-        [--write-rate 300]
+    .venv/bin/python bench/runbooks.py [--part all|switchover|drill] [--rounds 2]
+        [--block 65] [--dir /tmp/bench65/lab] [--reuse-lab DIR] [--memstore-gib 4]
+        [--journal 50] [--snapshot 50] [--size-mib 8] [--writers 10] [--write-rate 300]
 """
 
 import argparse
@@ -190,9 +190,9 @@ async def drill(bench: EngineBench, lab: LabDescription, tenant: Tenant, writers
 
 
 async def measure(args: argparse.Namespace, tenant: Tenant, bench: EngineBench,
-                  guard: MirrorGuard, runs: list[RunFigures]) -> None:
+                  guard: MirrorGuard, *, writers: Writers | None,
+                  runs: list[RunFigures]) -> None:
     lab = guard.lab
-    written = writer_images(tenant, args.writers)
 
     async def kept(run: RunFigures) -> bool:
         """Note the run; an rbd-mirror that died during it is a finding, and restarted
@@ -206,15 +206,14 @@ async def measure(args: argparse.Namespace, tenant: Tenant, bench: EngineBench,
 
     for number in range(1, args.rounds + 1):
         print(f"round {number}: load average {_load()}", flush=True)
-        if not await kept(await switchover(bench, lab, tenant, "a", "b",
-                                           label=f"switchover a->b, round {number}")):
-            return
-        if not await kept(await switchover(bench, lab, tenant, "b", "a",
-                                           label=f"switchover b->a, round {number}")):
-            return
-        writers = (Writers(lab.sites["a"].conf, tenant.name, written, args.write_rate)
-                   if written else None)
-        await kept(await drill(bench, lab, tenant, writers, f"drill at b, round {number}"))
+        if args.part in ("all", "switchover"):
+            for source, target in (("a", "b"), ("b", "a")):
+                if not await kept(await switchover(
+                        bench, lab, tenant, source, target,
+                        label=f"switchover {source}->{target}, round {number}")):
+                    return
+        if args.part in ("all", "drill"):
+            await kept(await drill(bench, lab, tenant, writers, f"drill at b, round {number}"))
 
 
 def writer_images(tenant: Tenant, count: int) -> list[str]:
@@ -233,6 +232,7 @@ def run(args: argparse.Namespace, header: list[str]) -> int:
     runs: list[RunFigures] = []
     bench: EngineBench | None = None
     lab: LabDescription | None = None
+    writers: Writers | None = None
     with contextlib.closing(log_to(workspace / "drd.log")):
         try:
             lab = labrun.up()
@@ -242,8 +242,13 @@ def run(args: argparse.Namespace, header: list[str]) -> int:
             guard = MirrorGuard(lab)
             prepare(args, lab, tenant, guard)
             bench = EngineBench(workspace, site_b, tenant.policy())
-            asyncio.run(measure(args, tenant, bench, guard, runs))
+            written = writer_images(tenant, args.writers)
+            if written:
+                writers = Writers(lab.sites["a"].conf, tenant.name, written, args.write_rate)
+            asyncio.run(measure(args, tenant, bench, guard, writers=writers, runs=runs))
         finally:
+            if writers is not None:
+                writers.stop()  # by its PID; already stopped unless the run was interrupted
             if bench is not None:
                 bench.close()
             if args.reuse_lab is not None and lab is not None:
@@ -261,6 +266,9 @@ def run(args: argparse.Namespace, header: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--part", choices=("all", "switchover", "drill"), default="all",
+                        help="what each round runs: switchovers a->b and b->a, the drill, "
+                             "or all (default all)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="rounds of switchover a->b, b->a and drill (default 2)")
     parser.add_argument("--journal", type=int, default=50,
@@ -295,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = [f"runbook benchmark: block {args.block}, {os.cpu_count()} CPUs, load average "
               f"at the start {_load()}",
               f"{args.journal} journal + {args.snapshot} snapshot images of {args.size_mib} "
-              f"MiB; rounds: {args.rounds}; drill writers: {args.writers} images at "
+              f"MiB; rounds: {args.rounds} of {args.part}; drill writers: {args.writers} images at "
               f"{args.write_rate:g} writes/s"]
     print(header[0], flush=True)
     try:
