@@ -83,7 +83,6 @@ class MirrorGuard:
 
     def __init__(self, lab: LabDescription) -> None:
         self.lab = lab
-        self.restarted: list[str] = []
 
     def __call__(self) -> list[str]:
         """The daemons found dead, now restarted."""
@@ -97,7 +96,6 @@ class MirrorGuard:
         if result.returncode != 0:
             raise BenchError(f"lab up exited {result.returncode}: {result.stderr.strip()}")
         self.lab = load_description(self.lab.dir) or self.lab
-        self.restarted += dead
         return dead
 
 
@@ -127,6 +125,7 @@ def prepare(args: argparse.Namespace, lab: LabDescription, tenant: Tenant,
 
 async def switchover(bench: EngineBench, lab: LabDescription, tenant: Tenant, source: str,
                      target: str, *, label: str) -> RunFigures:
+    """The switchover runbook from `source` to `target`, checked by sha256 and roles."""
     before = await asyncio.to_thread(lab_ops.checksums, lab.sites[source].conf, tenant)
     run = await bench.run(label, "switchover", source, target)
     checks = Checks()
@@ -157,6 +156,7 @@ async def switchover(bench: EngineBench, lab: LabDescription, tenant: Tenant, so
 
 async def drill(bench: EngineBench, lab: LabDescription, tenant: Tenant, writers: Writers | None,
                 label: str) -> RunFigures:
+    """The drill runbook at b while the writers write on a; then what is left of it."""
     checks = Checks()
     started = time.monotonic()
     if writers is not None:
@@ -173,14 +173,15 @@ async def drill(bench: EngineBench, lab: LabDescription, tenant: Tenant, writers
                                        + describe(result, time.monotonic() - started))
     left = await asyncio.to_thread(lab_ops.drill_leftovers, lab, tenant, run.run_id)
     if left:
-        waited = time.monotonic()
+        found, waited = list(left), time.monotonic()
         while left and time.monotonic() - waited < LEFTOVER_WAIT_S:
             await asyncio.sleep(1.0)
             left = await asyncio.to_thread(lab_ops.drill_leftovers, lab, tenant, run.run_id)
-        checks.problems.append(f"the drill left {len(left)} things on the sites right after "
-                               f"it ended" + (f" (still after {LEFTOVER_WAIT_S:.0f} s: "
-                                              f"{left[:5]})" if left else
-                                              ", gone a few seconds later"))
+        checks.problems.append(
+            f"the drill left {len(found)} things on the sites right after it ended, "
+            f"such as {found[:3]}; " + (f"{len(left)} still there after "
+                                        f"{LEFTOVER_WAIT_S:.0f} s" if left
+                                        else "gone within a few seconds"))
     else:
         checks.lines.append("nothing of the drill remains on a, b or c: no clone, no "
                             "drill snapshot, none in the trash")
@@ -192,6 +193,7 @@ async def drill(bench: EngineBench, lab: LabDescription, tenant: Tenant, writers
 async def measure(args: argparse.Namespace, tenant: Tenant, bench: EngineBench,
                   guard: MirrorGuard, *, writers: Writers | None,
                   runs: list[RunFigures]) -> None:
+    """The rounds; a switchover that failed ends them, as the next would start wrong."""
     lab = guard.lab
 
     async def kept(run: RunFigures) -> bool:
@@ -223,6 +225,7 @@ def writer_images(tenant: Tenant, count: int) -> list[str]:
 
 
 def run(args: argparse.Namespace, header: list[str]) -> int:
+    """Lab, set-up, rounds and summary; the exit code."""
     workspace = Path(tempfile.gettempdir()) / f"bench{args.block}" / WORK_NAME
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True, mode=0o700)
