@@ -286,7 +286,8 @@ def _arrivals(cluster: Any, points: list[SourcePoint], name: str) -> list[Source
         for point in group:
             snaps = found.get(point.image.source.name)
             if isinstance(snaps, list) and arrived(snaps, name, point.snap_id,
-                                                   point.mode is MirrorMode.SNAPSHOT):
+                                                   point.mode is MirrorMode.SNAPSHOT,
+                                                   then=point.window_end):
                 ready.append(point)
     return ready
 
