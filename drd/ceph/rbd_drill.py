@@ -120,24 +120,18 @@ def fix_drill_point(cluster: Any, ref: ImageRef, name: str, window_end: str) -> 
         return DrillPoint(mode, snap_id, window_end)
 
 
-def remove_snapshots(cluster: Any, ref: ImageRef, names: tuple[str, ...], *,
-                     ship: bool = False) -> tuple[list[str], MirrorMode | None]:
+def remove_snapshots(cluster: Any, ref: ImageRef, names: tuple[str, ...]
+                     ) -> tuple[list[str], MirrorMode | None]:
     """Remove those of the user snapshots `names` the image has, in one open: the ones
-    removed, and its mirror mode (None: not mirrored, or no such image). With `ship`, a
-    snapshot-mode primary that lost one also takes a mirror snapshot in the same open:
-    mirroring carries a removal to the peers only with the next mirror snapshot."""
+    removed, and its mirror mode (None: not mirrored, or no such image)."""
     try:
         with _image(cluster, ref, "removing drill snapshots of") as image:
             removed = [name for name in names if image.snap_exists(name)]
             for name in removed:
                 image.remove_snap(name)
-            info = image.mirror_image_get_info()
-            if info["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
+            if image.mirror_image_get_info()["state"] != rbd.RBD_MIRROR_IMAGE_ENABLED:
                 return removed, None
-            mode = _MODES.get(image.mirror_image_get_mode())
-            if ship and removed and mode is MirrorMode.SNAPSHOT and info["primary"]:
-                image.mirror_image_create_snapshot()
-            return removed, mode
+            return removed, _MODES.get(image.mirror_image_get_mode())
     except ImageMissing:
         return [], None
 

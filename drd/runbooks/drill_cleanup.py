@@ -1,22 +1,19 @@
 """drill_cleanup: remove everything this run made, and nothing any other run made.
 
-1. Per source image, many at once: its clones of the run on the replica, found by their
-   marks (drd.runbooks.drill_run), then the run's snapshots on it. The sources are those
-   in scope now and those the clones' marks name, so an image that left the scope since
-   keeps no snapshot. A source whose clone could not be removed keeps its snapshots, so
-   no clone loses its parent.
-2. The removal reaches the replicas by mirroring; in snapshot mode only with the next
-   mirror snapshot, which drd takes in the same open. The step waits until the
-   snapshots are gone from the replica and from every other peer of the pool it can
-   reach: the drill snapshot travelled there too. A removed snapshot may pass through
-   the trash namespace (Ceph 16.2.15's sync moves it there first); it counts as there
-   until it is gone.
+1. The run's clones on the replica, found by their marks (drd.runbooks.drill_run).
+2. The run's snapshots on every source image: those in scope now and those the clones'
+   marks name, so an image that left the scope since keeps no snapshot. Sources whose
+   clone could not be removed keep theirs, so no clone loses its parent.
+3. The removal reaches the replicas by mirroring; in snapshot mode only with the next
+   mirror snapshot, which drd takes. The step waits until the snapshots are gone from
+   the replica and from every other peer of the pool it can reach: the drill snapshot
+   travelled there too. A removed snapshot may pass through the trash namespace (Ceph
+   16.2.15's sync moves it there first); it counts as there until it is gone.
 
 Repeating the step finds nothing and succeeds; the drill namespace stays, empty.
 """
 
 import asyncio
-from functools import partial
 from typing import Any
 
 from drd.ceph import rbd_drill, rbd_images, rbd_snapshots
@@ -49,41 +46,33 @@ class DrillCleaner:
         out = context.output
         started = context.now()
         clones = await clones_of_run(context, site)
-        children: dict[ImageRef, list[ImageRef]] = {}
-        for ref, marks in clones:
-            children.setdefault(marks.source, []).append(ref)
-        sources = sorted(set(children) | {image.ref for image in await scope_on(context,
-                                                                                 source)})
         target = context.sites.cluster(site)
-        removed: list[ImageRef] = []  # clones, appended from the worker threads
+        results = await for_each(clones, lambda clone: target.run(
+            lambda c: rbd_snapshots.remove_image(c, clone[0])))
+        problems = failures([ref for ref, _ in clones], results)
+        kept = {marks.source for (_, marks), result in zip(clones, results, strict=True)
+                if isinstance(result, BaseException)}
+        out.say(f"removed {len(clones) - len(problems)} clones of run {context.run_id} on "
+                f"{site} in {seconds_between(started, context.now())} s")
+        out.facts["clones_removed"] = [str(ref) for (ref, _), result
+                                       in zip(clones, results, strict=True) if result is True]
 
-        def clear(ref: ImageRef) -> tuple[MirrorMode | None, bool]:
-            """Blocking: the image's clones on the replica, then its snapshots on the
-            source, one image after the other rather than every clone first: the
-            replica and the source work at once."""
-            for clone in children.get(ref, []):
-                try:
-                    if target.run(partial(rbd_snapshots.remove_image, ref=clone)):
-                        removed.append(clone)
-                except CephError as error:
-                    raise CephError(f"its clone {clone} could not be removed, so it keeps "
-                                    f"the run's snapshots (a clone keeps its parent): "
-                                    f"{error}") from error
-            return self._remove_snapshots(context, source, ref)
-
-        modes = await for_each(sources, clear)
-        problems = failures(sources, modes)
-        out.facts["clones_removed"] = sorted(str(ref) for ref in removed)
-        out.say(f"removed {len(removed)} clones of run {context.run_id} on {site} and the "
-                f"run's snapshots of {len(sources)} images on {source} in "
-                f"{seconds_between(started, context.now())} s")
-        done = {ref: result for ref, result in zip(sources, modes, strict=True)
-                if not isinstance(result, BaseException)}
-        snapshot_mode = {ref for ref, (mode, _) in done.items() if mode is MirrorMode.SNAPSHOT}
-        shipped = {ref for ref, (_, sent) in done.items() if sent}
+        named = {marks.source for _, marks in clones}
+        named |= {image.ref for image in await scope_on(context, source)}
+        sources = sorted(named - kept)
         at = context.now()
-        problems += await self._wait_gone(context, (source, site), sorted(done), snapshot_mode,
-                                          shipped=shipped, budget=wait_budget(step))
+        modes = await for_each(sources, lambda ref: self._remove_snapshots(context, source,
+                                                                           ref))
+        problems += failures(sources, modes)
+        out.say(f"removed the run's snapshots of {len(sources)} images on {source} in "
+                f"{seconds_between(at, context.now())} s")
+        cleared = [ref for ref, mode in zip(sources, modes, strict=True)
+                   if not isinstance(mode, BaseException)]
+        snapshot_mode = {ref for ref, mode in zip(sources, modes, strict=True)
+                         if mode is MirrorMode.SNAPSHOT}
+        at = context.now()
+        problems += await self._wait_gone(context, (source, site), cleared, snapshot_mode,
+                                          budget=wait_budget(step))
         out.say(f"waited {seconds_between(at, context.now())} s for mirroring to remove "
                 f"them on the replicas")
         if problems:
@@ -93,25 +82,23 @@ class DrillCleaner:
         out.say(f"nothing of run {context.run_id} is left on {source} or its peers")
 
     def _remove_snapshots(self, context: StepContext, source: str,
-                          ref: ImageRef) -> tuple[MirrorMode | None, bool]:
-        """Blocking: remove the run's snapshots of one source image, and ship the removal
-        (a mirror snapshot, in snapshot mode); its mirror mode, and whether it shipped."""
+                          ref: ImageRef) -> MirrorMode | None:
+        """Blocking: remove the run's snapshots of one source image; its mirror mode."""
         removed, mode = context.sites.cluster(source).run(
-            lambda c: rbd_drill.remove_snapshots(c, ref, run_snapshots(context.run_id),
-                                                 ship=True))
+            lambda c: rbd_drill.remove_snapshots(c, ref, run_snapshots(context.run_id)))
         for name in removed:
             context.output.say(f"removed snapshot {ref}@{name} on {source}")
-        return mode, bool(removed) and mode is MirrorMode.SNAPSHOT
+        return mode
 
     async def _wait_gone(self, context: StepContext, sites: tuple[str, str],
                          images: list[ImageRef], snapshot_mode: set[ImageRef], *,
-                         shipped: set[ImageRef], budget: float) -> list[str]:
+                         budget: float) -> list[str]:
         """Wait until no replica holds the run's snapshots; what is left where, if any."""
         source, site = sites
         replicas = await self._replicas(context, source, site, images)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        nudged = set(shipped)  # snapshot mode: a mirror snapshot since the removal
+        nudged: set[ImageRef] = set()
         left: dict[str, list[ImageRef]] = {}
         while True:
             left = {}
