@@ -14,10 +14,6 @@ _CLEANUP = {
                                               r"([\d.]+) s"),
     "clean-up: remove the snapshots on a": re.compile(r"^removed the run's snapshots of \d+ "
                                                       r"images on \S+ in ([\d.]+) s"),
-    # Since both go per image, one after the other, many images at once:
-    "clean-up: clones, then snapshots": re.compile(
-        r"^removed \d+ clones of run \d+ on \S+ and the run's snapshots of \d+ images on "
-        r"\S+ in ([\d.]+) s"),
     "clean-up: wait for the replicas": re.compile(r"^waited ([\d.]+) s for mirroring"),
 }
 
