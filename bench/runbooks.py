@@ -258,8 +258,9 @@ def run(args: argparse.Namespace, header: list[str]) -> int:
                 for problem in lab_ops.remove_tenant(lab, tenant):
                     print(f"could not remove the tenant's images: {problem}")
             labrun.down()
-    header.append(f"load average at the end {_load()}")
-    print_summary(runs, header)
+            if runs:  # also what an interrupted or failed benchmark measured so far
+                header.append(f"load average at the end {_load()}")
+                print_summary(runs, header)
     problems = [problem for r in runs for problem in r.problems]
     for problem in problems:
         print(f"PROBLEM: {problem}")
