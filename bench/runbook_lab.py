@@ -263,13 +263,16 @@ def remove_tenant(lab: LabDescription, tenant: Tenant) -> list[str]:
 
 
 def _remove_if_primary(ioctx: Any, name: str) -> None:
-    with rbd.Image(ioctx, name) as image:
-        info = image.mirror_image_get_info()
-        if info["state"] == rbd.RBD_MIRROR_IMAGE_ENABLED and not info["primary"]:
-            return  # the primary's site removes it, and mirroring its copy here
-        for snap in list(image.list_snaps()):
-            if snap.get("namespace") == rbd.RBD_SNAP_NAMESPACE_TYPE_USER:
-                image.remove_snap(snap["name"])
-        if info["state"] == rbd.RBD_MIRROR_IMAGE_ENABLED:
-            image.mirror_image_disable(False)
-    rbd.RBD().remove(ioctx, name)
+    try:
+        with rbd.Image(ioctx, name) as image:
+            info = image.mirror_image_get_info()
+            if info["state"] == rbd.RBD_MIRROR_IMAGE_ENABLED and not info["primary"]:
+                return  # the primary's site removes it, and mirroring its copy here
+            for snap in list(image.list_snaps()):
+                if snap.get("namespace") == rbd.RBD_SNAP_NAMESPACE_TYPE_USER:
+                    image.remove_snap(snap["name"])
+            if info["state"] == rbd.RBD_MIRROR_IMAGE_ENABLED:
+                image.mirror_image_disable(False)
+        rbd.RBD().remove(ioctx, name)
+    except rbd.ImageNotFound:
+        pass  # a copy rbd-mirror removed meanwhile, its primary gone

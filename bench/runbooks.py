@@ -14,9 +14,9 @@ a drill remains on any site. The summary gives medians and maxima against the ta
 of issue 7 (switchover 30 s, drill 60 s). It exits 0 whatever the times, and 1 when a
 run failed, a check found a difference, or there was nothing to measure.
 
-    .venv/bin/python bench/runbooks.py [--rounds 2] [--block 65] [--dir /tmp/bench65/lab]
-        [--reuse-lab DIR] [--journal 50] [--snapshot 50] [--size-mib 8] [--writers 10]
-        [--write-rate 300]
+    .venv/bin/python bench/runbooks.py [--part all|switchover|drill] [--rounds 2]
+        [--block 65] [--dir /tmp/bench65/lab] [--reuse-lab DIR] [--memstore-gib 4]
+        [--journal 50] [--snapshot 50] [--size-mib 8] [--writers 10] [--write-rate 300]
 """
 
 import argparse
@@ -83,7 +83,6 @@ class MirrorGuard:
 
     def __init__(self, lab: LabDescription) -> None:
         self.lab = lab
-        self.restarted: list[str] = []
 
     def __call__(self) -> list[str]:
         """The daemons found dead, now restarted."""
@@ -97,7 +96,6 @@ class MirrorGuard:
         if result.returncode != 0:
             raise BenchError(f"lab up exited {result.returncode}: {result.stderr.strip()}")
         self.lab = load_description(self.lab.dir) or self.lab
-        self.restarted += dead
         return dead
 
 
@@ -127,6 +125,7 @@ def prepare(args: argparse.Namespace, lab: LabDescription, tenant: Tenant,
 
 async def switchover(bench: EngineBench, lab: LabDescription, tenant: Tenant, source: str,
                      target: str, *, label: str) -> RunFigures:
+    """The switchover runbook from `source` to `target`, checked by sha256 and roles."""
     before = await asyncio.to_thread(lab_ops.checksums, lab.sites[source].conf, tenant)
     run = await bench.run(label, "switchover", source, target)
     checks = Checks()
@@ -157,6 +156,7 @@ async def switchover(bench: EngineBench, lab: LabDescription, tenant: Tenant, so
 
 async def drill(bench: EngineBench, lab: LabDescription, tenant: Tenant, writers: Writers | None,
                 label: str) -> RunFigures:
+    """The drill runbook at b while the writers write on a; then what is left of it."""
     checks = Checks()
     started = time.monotonic()
     if writers is not None:
@@ -173,14 +173,15 @@ async def drill(bench: EngineBench, lab: LabDescription, tenant: Tenant, writers
                                        + describe(result, time.monotonic() - started))
     left = await asyncio.to_thread(lab_ops.drill_leftovers, lab, tenant, run.run_id)
     if left:
-        waited = time.monotonic()
+        found, waited = list(left), time.monotonic()
         while left and time.monotonic() - waited < LEFTOVER_WAIT_S:
             await asyncio.sleep(1.0)
             left = await asyncio.to_thread(lab_ops.drill_leftovers, lab, tenant, run.run_id)
-        checks.problems.append(f"the drill left {len(left)} things on the sites right after "
-                               f"it ended" + (f" (still after {LEFTOVER_WAIT_S:.0f} s: "
-                                              f"{left[:5]})" if left else
-                                              ", gone a few seconds later"))
+        checks.problems.append(
+            f"the drill left {len(found)} things on the sites right after it ended, "
+            f"such as {found[:3]}; " + (f"{len(left)} still there after "
+                                        f"{LEFTOVER_WAIT_S:.0f} s" if left
+                                        else "gone within a few seconds"))
     else:
         checks.lines.append("nothing of the drill remains on a, b or c: no clone, no "
                             "drill snapshot, none in the trash")
@@ -190,9 +191,10 @@ async def drill(bench: EngineBench, lab: LabDescription, tenant: Tenant, writers
 
 
 async def measure(args: argparse.Namespace, tenant: Tenant, bench: EngineBench,
-                  guard: MirrorGuard, runs: list[RunFigures]) -> None:
+                  guard: MirrorGuard, *, writers: Writers | None,
+                  runs: list[RunFigures]) -> None:
+    """The rounds; a switchover that failed ends them, as the next would start wrong."""
     lab = guard.lab
-    written = writer_images(tenant, args.writers)
 
     async def kept(run: RunFigures) -> bool:
         """Note the run; an rbd-mirror that died during it is a finding, and restarted
@@ -206,15 +208,14 @@ async def measure(args: argparse.Namespace, tenant: Tenant, bench: EngineBench,
 
     for number in range(1, args.rounds + 1):
         print(f"round {number}: load average {_load()}", flush=True)
-        if not await kept(await switchover(bench, lab, tenant, "a", "b",
-                                           label=f"switchover a->b, round {number}")):
-            return
-        if not await kept(await switchover(bench, lab, tenant, "b", "a",
-                                           label=f"switchover b->a, round {number}")):
-            return
-        writers = (Writers(lab.sites["a"].conf, tenant.name, written, args.write_rate)
-                   if written else None)
-        await kept(await drill(bench, lab, tenant, writers, f"drill at b, round {number}"))
+        if args.part in ("all", "switchover"):
+            for source, target in (("a", "b"), ("b", "a")):
+                if not await kept(await switchover(
+                        bench, lab, tenant, source, target,
+                        label=f"switchover {source}->{target}, round {number}")):
+                    return
+        if args.part in ("all", "drill"):
+            await kept(await drill(bench, lab, tenant, writers, f"drill at b, round {number}"))
 
 
 def writer_images(tenant: Tenant, count: int) -> list[str]:
@@ -224,6 +225,7 @@ def writer_images(tenant: Tenant, count: int) -> list[str]:
 
 
 def run(args: argparse.Namespace, header: list[str]) -> int:
+    """Lab, set-up, rounds and summary; the exit code."""
     workspace = Path(tempfile.gettempdir()) / f"bench{args.block}" / WORK_NAME
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True, mode=0o700)
@@ -233,6 +235,7 @@ def run(args: argparse.Namespace, header: list[str]) -> int:
     runs: list[RunFigures] = []
     bench: EngineBench | None = None
     lab: LabDescription | None = None
+    writers: Writers | None = None
     with contextlib.closing(log_to(workspace / "drd.log")):
         try:
             lab = labrun.up()
@@ -242,16 +245,22 @@ def run(args: argparse.Namespace, header: list[str]) -> int:
             guard = MirrorGuard(lab)
             prepare(args, lab, tenant, guard)
             bench = EngineBench(workspace, site_b, tenant.policy())
-            asyncio.run(measure(args, tenant, bench, guard, runs))
+            written = writer_images(tenant, args.writers)
+            if written:
+                writers = Writers(lab.sites["a"].conf, tenant.name, written, args.write_rate)
+            asyncio.run(measure(args, tenant, bench, guard, writers=writers, runs=runs))
         finally:
+            if writers is not None:
+                writers.stop()  # by its PID; already stopped unless the run was interrupted
             if bench is not None:
                 bench.close()
             if args.reuse_lab is not None and lab is not None:
                 for problem in lab_ops.remove_tenant(lab, tenant):
                     print(f"could not remove the tenant's images: {problem}")
             labrun.down()
-    header.append(f"load average at the end {_load()}")
-    print_summary(runs, header)
+            if runs:  # also what an interrupted or failed benchmark measured so far
+                header.append(f"load average at the end {_load()}")
+                print_summary(runs, header)
     problems = [problem for r in runs for problem in r.problems]
     for problem in problems:
         print(f"PROBLEM: {problem}")
@@ -261,6 +270,9 @@ def run(args: argparse.Namespace, header: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--part", choices=("all", "switchover", "drill"), default="all",
+                        help="what each round runs: switchovers a->b and b->a, the drill, "
+                             "or all (default all)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="rounds of switchover a->b, b->a and drill (default 2)")
     parser.add_argument("--journal", type=int, default=50,
@@ -295,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = [f"runbook benchmark: block {args.block}, {os.cpu_count()} CPUs, load average "
               f"at the start {_load()}",
               f"{args.journal} journal + {args.snapshot} snapshot images of {args.size_mib} "
-              f"MiB; rounds: {args.rounds}; drill writers: {args.writers} images at "
+              f"MiB; rounds: {args.rounds} of {args.part}; drill writers: {args.writers} images at "
               f"{args.write_rate:g} writes/s"]
     print(header[0], flush=True)
     try:

@@ -30,6 +30,7 @@ last clone was usable (opened and read), the drill's RTO evidence.
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from drd.ceph import rbd_drill
@@ -45,7 +46,7 @@ from drd.domain.drill import (
     seconds_between,
     window_end_snapshot,
 )
-from drd.domain.replication_plan import MirrorMode
+from drd.domain.replication_plan import ImageRef, MirrorMode
 from drd.domain.runbook_steps import AnyStep, DrillCloneStep
 from drd.runbooks.drill_cleanup import DrillCleaner
 from drd.runbooks.drill_run import drill_sites, wait_budget
@@ -108,17 +109,8 @@ class DrillCloner:
         out.facts.update(source_site=source, site=site, started_at=started.isoformat(),
                          snapshot=drill_snapshot(context.run_id))
 
-        results = await for_each(planned, lambda image: self._fix_point(context, source, site,
-                                                                         image))
-        problems += failures([d.source for d in planned], results)
-        points = [r for r in results if isinstance(r, SourcePoint)]
-        taken_at = context.now()
-        out.facts["snapshots_taken_at"] = taken_at.isoformat()
-        out.say(f"snapshot {drill_snapshot(context.run_id)} of {len(points)} images on "
-                f"{source} in {seconds_between(started, taken_at)} s")
-
         target = context.sites.cluster(site)
-        pools = sorted({p.image.clone.pool for p in points})
+        pools = sorted({d.clone.pool for d in planned})
 
         def prepare(cluster: Any) -> list[str]:
             return [pool for pool in pools if rbd_drill.ensure_drill_namespace(cluster, pool)]
@@ -129,8 +121,8 @@ class DrillCloner:
         for pool in created:
             out.say(f"created namespace {pool}/{DRILL_NAMESPACE} on {site}")
 
-        cloned, late = await self._clone_as_they_arrive(context, site, source, points,
-                                                        wait_budget(step))
+        cloned, late = await self._snapshot_and_clone(context, (source, site), planned,
+                                                      started, wait_budget(step))
         problems += late
         self._report(context, site, started, cloned)
         if problems:
@@ -157,49 +149,88 @@ class DrillCloner:
                             f"site {site} holds no copy of it to drill") from error
         return SourcePoint(image, point.mode, point.snap_id, point.window_end)
 
-    async def _clone_as_they_arrive(self, context: StepContext, site: str, source: str,
-                                    points: list[SourcePoint], budget: float
-                                    ) -> tuple[list[Cloned], list[str]]:
-        """Clone each image as soon as its drill snapshot is whole on the replica."""
+    async def _snapshot_and_clone(self, context: StepContext, sites: tuple[str, str],
+                                  planned: list[DrillImage], started: datetime, budget: float
+                                  ) -> tuple[list[Cloned], list[str]]:
+        """Take the drill snapshots on the source, and clone each image on the replica as
+        soon as its snapshot is whole there, while the others' are still being taken:
+        with a hundred images, waiting for every snapshot before the first clone left
+        the replica idle for seconds. The clones and what went wrong."""
+        source, site = sites
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        pending = {p.image.source: p for p in points}
-        threads = ImageThreads(IMAGE_PARALLEL)
-        started: list[tuple[SourcePoint, asyncio.Task[Cloned]]] = []
-        target = context.sites.cluster(site)
+        out = context.output
         name = drill_snapshot(context.run_id)
-        last_error = ""
+        fixed: list[SourcePoint] = []  # appended from worker threads, read by the loop below
+
+        def fix(image: DrillImage) -> SourcePoint:
+            point = self._fix_point(context, source, site, image)
+            fixed.append(point)
+            return point
+
+        async def fix_all() -> list[SourcePoint | BaseException]:
+            results = await for_each(planned, fix)
+            out.facts["snapshots_taken_at"] = context.now().isoformat()
+            return results
+
+        fixing = asyncio.create_task(fix_all())
+        threads = ImageThreads(IMAGE_PARALLEL)
+        pending: dict[ImageRef, SourcePoint] = {}
+        started_clones: list[tuple[SourcePoint, asyncio.Task[Cloned]]] = []
+        target = context.sites.cluster(site)
+        seen, last_error = 0, ""
 
         async def clone_one(point: SourcePoint) -> Cloned:
             return await threads.run(lambda: self._clone(context, source, site, point))
         try:
-            while pending:
-                try:
-                    ready = await context.in_thread(lambda: target.run(
-                        lambda c: _arrivals(c, list(pending.values()), name)))
-                except CephError as error:  # a replica busy or restarting: look again
-                    ready, last_error = [], f"; last reading failed: {error}"
-                for point in ready:
-                    del pending[point.image.source]
-                    started.append((point, asyncio.create_task(clone_one(point))))
-                if not pending:
-                    context.output.facts["snapshots_whole_at"] = context.now().isoformat()
-                if not pending or loop.time() > deadline:
+            while True:
+                taken = fixing.done()  # before reading `fixed`, so no point is missed
+                new, seen = fixed[seen:], len(fixed)
+                pending.update((point.image.source, point) for point in new)
+                if pending:
+                    try:
+                        ready = await context.in_thread(partial(
+                            target.run, partial(_arrivals, points=list(pending.values()),
+                                                name=name)))
+                    except CephError as error:  # a replica busy or restarting: look again
+                        ready, last_error = [], f"; last reading failed: {error}"
+                    for point in ready:
+                        del pending[point.image.source]
+                        started_clones.append((point, asyncio.create_task(clone_one(point))))
+                if taken and not pending:
+                    out.facts["snapshots_whole_at"] = context.now().isoformat()
+                    break
+                if loop.time() > deadline:
                     break
                 await asyncio.sleep(POLL_SECONDS)
-            results = await asyncio.gather(*(task for _, task in started),
+            results = await asyncio.gather(*(task for _, task in started_clones),
                                            return_exceptions=True)
         finally:
-            for _, task in started:
+            fixing.cancel()  # only while snapshots are still being taken: gave up, or stopped
+            for _, task in started_clones:
                 task.cancel()
             threads.close()
-        problems = [f"{ref}: snapshot {name} did not arrive whole on {site} within "
-                    f"{budget:.0f} s; is rbd-mirror replaying it?{last_error}"
-                    for ref in sorted(pending)]
+        problems = self._snapshot_problems(planned, fixing, fixed, source, budget)
+        taken_at = out.facts.get("snapshots_taken_at", context.now().isoformat())
+        out.say(f"snapshot {name} of {len(fixed)} images on {source} in "
+                f"{seconds_between(started, datetime.fromisoformat(taken_at))} s")
+        problems += [f"{ref}: snapshot {name} did not arrive whole on {site} within "
+                     f"{budget:.0f} s; is rbd-mirror replaying it?{last_error}"
+                     for ref in sorted(pending)]
         problems += [f"{point.image.source}: {result}"
-                     for (point, _), result in zip(started, results, strict=True)
+                     for (point, _), result in zip(started_clones, results, strict=True)
                      if isinstance(result, BaseException)]
         return [r for r in results if isinstance(r, Cloned)], problems
+
+    @staticmethod
+    def _snapshot_problems(planned: list[DrillImage],
+                           fixing: "asyncio.Task[list[SourcePoint | BaseException]]",
+                           fixed: list[SourcePoint], source: str, budget: float) -> list[str]:
+        if fixing.done() and not fixing.cancelled():
+            return failures([d.source for d in planned], fixing.result())
+        have = {point.image.source for point in fixed}
+        return [f"{d.source}: its drill snapshot was not taken on {source} within "
+                f"{budget:.0f} s" for d in planned if d.source not in have]
 
     def _clone(self, context: StepContext, source: str, site: str,
                point: SourcePoint) -> Cloned:
@@ -255,7 +286,8 @@ def _arrivals(cluster: Any, points: list[SourcePoint], name: str) -> list[Source
         for point in group:
             snaps = found.get(point.image.source.name)
             if isinstance(snaps, list) and arrived(snaps, name, point.snap_id,
-                                                   point.mode is MirrorMode.SNAPSHOT):
+                                                   point.mode is MirrorMode.SNAPSHOT,
+                                                   then=point.window_end):
                 ready.append(point)
     return ready
 

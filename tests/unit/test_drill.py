@@ -112,6 +112,13 @@ def test_in_journal_mode_the_replayed_snapshot_is_enough() -> None:
                        snapshot_mode=False)
 
 
+def test_in_journal_mode_the_snapshot_after_it_must_have_been_replayed_too() -> None:
+    first, end = "drd-drill-run7", "drd-drill-run7-end"
+    assert not arrived([_user(first, 4)], first, 9, snapshot_mode=False, then=end)
+    assert arrived([_user(first, 4), _user(end, 5)], first, 9, snapshot_mode=False, then=end)
+    assert not arrived([_user(end, 5)], first, 9, snapshot_mode=False, then=end)
+
+
 def _user(name: str, snap_id: int) -> SnapshotInfo:
     return SnapshotInfo(snap_id, NAMESPACE_USER, None, name, 1 << 20, T0, 0)
 
