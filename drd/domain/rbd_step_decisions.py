@@ -87,6 +87,16 @@ def fence_decision(entity: str | None) -> Decision:
     return Decision(Act.ACT, f"{entity or 'a client no monitor names'} may write to it")
 
 
+def stuck_lock_decision(entity: str | None) -> Decision:
+    """Whether the client keeping a just force-promoted copy's lock at the promoting site
+    is fenced: only an rbd-mirror daemon, whose replay from the lost site is stuck; any
+    other holder is for an operator to look at."""
+    if entity is not None and "rbd-mirror" in entity:
+        return Decision(Act.ACT, f"{entity} keeps it locked for replay from the lost site")
+    return Decision(Act.REFUSE, f"{entity or 'a client no monitor names'} holds its lock and "
+                                f"is no rbd-mirror daemon")
+
+
 class Health(StrEnum):
     HEALTHY = "healthy"
     SPLIT_BRAIN = "split-brain"

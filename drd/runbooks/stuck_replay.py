@@ -19,16 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drd.ceph import rbd_fencing
+from drd.domain.rbd_step_decisions import Act, stuck_lock_decision
 from drd.domain.replication_plan import ImageRef
 from drd.runbooks.site_images import on_site
 from drd.runbooks.step_api import StepContext, StepFailed
 
 # How long a freshly force-promoted copy may wait for its local replayer to let go by
-# itself; with the lost peer merely slow (alive) it does so within about 2 s.
+# itself; with the lost peer's cluster alive it lets go at once (see rbd_steps).
 RELEASE_GRACE_SECONDS = 5.0
-# The cephx users rbd-mirror daemons log in as: client.rbd-mirror.<id> by Ceph's docs
-# and cephadm, client.rbd-mirror-peer for the peers' daemons.
-REPLAYER_USER_PREFIX = "client.rbd-mirror"
 
 
 @dataclass
@@ -47,12 +45,12 @@ class StuckReplayers:
                                 f"listing who holds {ref}")
         lockers = [h for h in holders if "exclusive lock" in h.how]
         for holder in lockers:
-            if not (holder.entity or "").startswith(REPLAYER_USER_PREFIX):
+            decision = stuck_lock_decision(holder.entity)
+            if decision.act is not Act.ACT:
                 raise StepFailed(
-                    f"{ref} is primary on {self.site}, but {holder.client} "
-                    f"({holder.entity or 'user unknown'}) at {holder.address} holds its "
-                    f"exclusive lock and is no rbd-mirror daemon; drd fences only a stuck "
-                    f"replayer: find and stop that client, then resume the run")
+                    f"{ref} is primary on {self.site}, but {holder.client} at "
+                    f"{holder.address} keeps it unwritable: {decision.reason}; drd fences "
+                    f"only a stuck replayer: find and stop that client, then resume the run")
             async with self._lock:
                 if holder.address not in self.fenced:
                     await on_site(context, self.site, _blocklister(holder.address),

@@ -17,6 +17,7 @@ from drd.domain.rbd_step_decisions import (
     resync_decision,
     resync_refusal,
     split_brain_evidence,
+    stuck_lock_decision,
 )
 from drd.domain.replay_progress import Progress
 from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
@@ -183,3 +184,12 @@ def test_an_rpo_reading_is_within_only_when_measured_and_under_its_bound() -> No
     assert judge_reading(timedelta(seconds=6), bound, "replaying").reason == \
         "RPO 6.00 s (bound 5 s; replaying): over the bound"
     assert judge_reading(None, bound, "first sync in progress").within is None
+
+
+def test_only_an_rbd_mirror_keeping_a_promoted_copy_locked_is_fenced() -> None:
+    assert stuck_lock_decision("client.rbd-mirror.b").act is Act.ACT
+    assert stuck_lock_decision("client.rbd-mirror.host1.xyzzy").act is Act.ACT
+    refused = stuck_lock_decision("client.openstack")
+    assert refused.act is Act.REFUSE
+    assert refused.reason == "client.openstack holds its lock and is no rbd-mirror daemon"
+    assert stuck_lock_decision(None).act is Act.REFUSE
