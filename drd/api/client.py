@@ -80,3 +80,4 @@ def post_json(target: ApiTarget, path: str, body: dict[str, Any],
     """Blocking POST of a JSON body, for synchronous callers."""
     return asyncio.run(request_json(target, "POST", path, data=json.dumps(body),
                                     deadline=timeout))
+

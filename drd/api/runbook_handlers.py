@@ -15,6 +15,7 @@ from drd.runbooks.engine import RunRefused
 from drd.runbooks.service import RunbookService
 from drd.runbooks.views import (
     PlanOut,
+    RestartOut,
     ResumeRequest,
     RunbookList,
     RunbookText,
@@ -117,6 +118,10 @@ async def abort_run(request: web.Request) -> web.Response:
     return await _answer(_service(request).abort(_run_id(request), _actor(request)))
 
 
+async def restart_rbd_mirror(request: web.Request) -> web.Response:
+    return await _answer(_service(request).restart_own_rbd_mirror())
+
+
 RUNBOOK_ROUTES = [
     Route("GET", "/v1/runbooks", list_runbooks, Access.OPERATOR,
           "The runbooks this daemon can run, and the files it refused",
@@ -143,4 +148,8 @@ RUNBOOK_ROUTES = [
           request_model=ResumeRequest, response_model=RunView, audited=True),
     Route("POST", "/v1/runs/{run}/abort", abort_run, Access.OPERATOR,
           "Stop a run for good", response_model=RunView, audited=True),
+    Route("POST", "/v1/peers/rbd-mirror/restart", restart_rbd_mirror, Access.PEER,
+          "Restart this site's rbd-mirror, as a peer's runbook step asks when its "
+          "replay from a dead site is stuck; 409 when the config gives no way",
+          response_model=RestartOut, audited=True),
 ]

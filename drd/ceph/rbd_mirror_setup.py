@@ -13,6 +13,7 @@ import rados
 import rbd
 
 from drd.ceph.cluster import CephError
+from drd.domain.replication_plan import ImageRef
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,37 @@ def add_peer(cluster: Any, pool: str, remote_site: str, remote: PeerCredentials,
     except (rbd.Error, rados.Error) as error:
         raise CephError(f"adding mirror peer {remote_site} on pool {pool}: {error}") from error
     return True
+
+
+def remove_peer(cluster: Any, pool: str, site_name: str) -> bool:
+    """Unregister `site_name` as a peer of `pool`; False if it was none."""
+    api = rbd.RBD()
+    try:
+        with cluster.open_ioctx(pool) as ioctx:
+            found = [p["uuid"] for p in api.mirror_peer_list(ioctx)
+                     if p.get("site_name") == site_name]
+            for peer_uuid in found:
+                api.mirror_peer_remove(ioctx, peer_uuid)
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"removing mirror peer {site_name} from pool {pool}: {error}") \
+            from error
+    return bool(found)
+
+
+def mirrored_images(cluster: Any, pool: str) -> dict[ImageRef, bool]:
+    """Every image with mirroring enabled in `pool`, in every namespace: is it primary?"""
+    api = rbd.RBD()
+    found: dict[ImageRef, bool] = {}
+    try:
+        with cluster.open_ioctx(pool) as ioctx:
+            namespaces = ["", *api.namespace_list(ioctx)]
+        for namespace in namespaces:
+            with cluster.open_ioctx(pool) as ioctx:
+                ioctx.set_namespace(namespace)
+                names = {image["id"]: image["name"] for image in api.list2(ioctx)}
+                for image_id, info in api.mirror_image_info_list(ioctx):
+                    if image_id in names and info.get("state") == rbd.RBD_MIRROR_IMAGE_ENABLED:
+                        found[ImageRef(pool, namespace, names[image_id])] = bool(info["primary"])
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing the mirrored images of pool {pool}: {error}") from error
+    return found

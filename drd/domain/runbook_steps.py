@@ -75,6 +75,10 @@ class ReverseParams(_Model):
                                           description="Where the probe must arrive.")
 
 
+class FollowParams(_Model):
+    primary: SiteRef = Field(description="The new primary the remote site must pull from.")
+
+
 class RpoParams(_Model):
     site: SiteRef = Field(description="The primary whose destinations are measured.")
     bound: PositiveDuration | None = Field(
@@ -190,6 +194,13 @@ class ReverseReplicationStep(_Step):
     params: ReverseParams
 
 
+class RbdRemoteFollowStep(_Step):
+    """The remote site pulls from the new primary: its pool's one rx peer re-pointed,
+    its copies resynced from there, and the replication proven by data."""
+    type: Literal["rbd_remote_follow"]
+    params: FollowParams
+
+
 class RgwPromoteStep(_Step):
     type: Literal["rgw_zone_promote"]
     params: SiteParams
@@ -235,7 +246,8 @@ class DrillCleanupStep(_Step):
 Step = Annotated[
     CephHealthStep | PeerReachableStep | MirrorStateStep | RpoWithinStep | RbdDemoteStep
     | RbdPromoteStep | RbdForcePromoteStep | RbdResyncStep | WaitInSyncStep
-    | MirrorSnapshotStep | ReverseReplicationStep | RgwPromoteStep | RgwFailbackStep
+    | MirrorSnapshotStep | ReverseReplicationStep | RbdRemoteFollowStep | RgwPromoteStep
+    | RgwFailbackStep
     | HookStep | ApprovalStep | NotifyStep | DrillCloneStep | DrillVerifyStep
     | DrillCleanupStep,
     Field(discriminator="type")]

@@ -2,6 +2,7 @@
 
 from drd.runbooks.health_steps import CephHealth, MirrorState, PeerReachable
 from drd.runbooks.rbd_steps import MirrorSnapshot, RbdDemote, RbdForcePromote, RbdPromote
+from drd.runbooks.remote_steps import RbdRemoteFollow
 from drd.runbooks.rpo_steps import RpoWithin
 from drd.runbooks.step_api import StepExecutor
 from drd.runbooks.sync_steps import RbdResync, WaitInSync
@@ -22,4 +23,5 @@ def rbd_executors() -> dict[str, StepExecutor]:
         "wait_in_sync": WaitInSync(),
         "mirror_snapshot": MirrorSnapshot(),
         "verify_replication": VerifyReplication(),
+        "rbd_remote_follow": RbdRemoteFollow(),
     }

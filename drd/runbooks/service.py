@@ -17,10 +17,11 @@ from drd.domain.site_config import SiteConfig
 from drd.domain.tenant_policy import TenantPolicy
 from drd.runbooks.engine import RUN_KIND, RunbookEngine, RunEnvironment, RunOrder, RunRefused
 from drd.runbooks.sites import ConfiguredSites
-from drd.runbooks.step_api import StepExecutor
+from drd.runbooks.step_api import StepExecutor, StepFailed
 from drd.runbooks.views import (
     PlannedStep,
     PlanOut,
+    RestartOut,
     ResumeRequest,
     RunbookList,
     RunbookText,
@@ -138,6 +139,17 @@ class RunbookService:
         return await self.run_detail(run_id)
 
     # -- checks ----------------------------------------------------------------------
+
+    async def restart_own_rbd_mirror(self) -> RestartOut:
+        """Restart this site's rbd-mirror, as a peer's runbook step asks (a forced
+        promote or a remote re-pointed while its old peer's cluster is dead leaves it
+        stuck); RunRefused when this site's config gives no way to."""
+        try:
+            done = await asyncio.to_thread(self._sites.restart_rbd_mirror,
+                                           self._config.site.name)
+        except StepFailed as error:
+            raise RunRefused(str(error)) from error
+        return RestartOut(done=done)
 
     def _loaded(self, name: str) -> LoadedRunbook:
         loaded = self.runbooks.get(name)

@@ -4,6 +4,8 @@ gives a ceph.conf for, peer reachability from the heartbeats, and the RGW realm.
 from collections.abc import Callable
 from pathlib import Path
 
+from drd.api.client import ApiClientError, ApiTarget, post_json
+from drd.api.tokens import TokenFileError, read_secret_file
 from drd.ceph.cluster import ClusterHandle
 from drd.ceph.systemd_units import RESTART_TIMEOUT, UnitError, systemctl, systemctl_argv
 from drd.domain.site import SiteKind
@@ -43,6 +45,11 @@ class ConfiguredSites:
             raise StepFailed(f"site {site!r} is not known here")
         return peer.kind
 
+    def sites_of_kind(self, kind: SiteKind) -> list[str]:
+        named = [(self._config.site.name, self._config.site.kind)]
+        named += [(peer.name, peer.kind) for peer in self._config.peers]
+        return sorted(name for name, site_kind in named if site_kind is kind)
+
     def rgw(self) -> RgwRealm:
         """The RGW realm as the config's `rgw:` section says; StepFailed without one."""
         return configured_realm(self._config)
@@ -53,8 +60,7 @@ class ConfiguredSites:
     def restart_rbd_mirror(self, site: str) -> str:
         ceph = self._config.ceph
         if site != self._config.site.name:
-            raise StepFailed(f"site {site}'s rbd-mirror is not this host's to restart: "
-                             f"restart it at site {site}")
+            return self._ask_peer_to_restart(site)
         try:
             if ceph.lab_dir is not None:
                 from drd.lab.daemon_restart import restart_role  # the lab only
@@ -68,6 +74,19 @@ class ConfiguredSites:
         except (UnitError, LabError) as error:
             raise StepFailed(f"restarting site {site}'s rbd-mirror failed: {error}") from error
         return f"restarted {ceph.rbd_mirror_unit}"
+
+    def _ask_peer_to_restart(self, site: str) -> str:
+        """Have `site`'s drd restart its own rbd-mirror (POST /v1/peers/rbd-mirror/restart)."""
+        peer = next((p for p in self._config.peers if p.name == site), None)
+        if peer is None:
+            raise StepFailed(f"site {site!r} is not known here")
+        try:
+            answer = post_json(ApiTarget(peer.url, read_secret_file(peer.token_file)),
+                               "/v1/peers/rbd-mirror/restart", {}, RESTART_TIMEOUT + 30.0)
+        except (ApiClientError, TokenFileError) as error:
+            raise StepFailed(f"asking site {site}'s drd to restart its rbd-mirror failed: "
+                             f"{error}") from error
+        return f"site {site}'s drd {answer.get('done', 'restarted its rbd-mirror')}"
 
     def close(self) -> None:
         for handle in self._handles.values():

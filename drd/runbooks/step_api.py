@@ -18,6 +18,7 @@ from drd.ceph.cluster import ClusterHandle
 from drd.domain.replication_plan import ImageRef
 from drd.domain.runbook import RunbookKind, RunTarget
 from drd.domain.runbook_steps import AnyStep
+from drd.domain.site import SiteKind
 from drd.domain.tenant_policy import TenantPolicy
 
 T = TypeVar("T")
@@ -64,6 +65,9 @@ class SiteAccess(Protocol):
 
     def peer_reachable(self, site: str) -> bool:
         """Whether `site`'s drd answers heartbeats (this site counts as reachable)."""
+
+    def sites_of_kind(self, kind: SiteKind) -> list[str]:
+        """The configured sites (this one and its peers) of that fixed kind, by name."""
 
     def restart_rbd_mirror(self, site: str) -> str:
         """Restart `site`'s rbd-mirror daemon and say what was restarted; blocking.

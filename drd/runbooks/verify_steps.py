@@ -59,30 +59,39 @@ class VerifyReplication:
         if unfit:
             raise StepFailed(f"cannot probe replication from {primary}, nothing written: "
                              + "; ".join(unfit))
-        nonce = f"run-{context.run_id}-{secrets.token_hex(8)}"
+        protected_at = await prove_by_probe(context, primary, images, replicas)
         out = context.output
-        out.facts["probe"] = {"key": PROBE_KEY, "value": nonce}
-        written_at = context.now()
-        try:
-            await _write_probes(context, primary, images, nonce)
-            arrived = await _wait_for_probes(context, images, replicas, nonce)
-        finally:
-            await _remove_probes(context, primary, images)
-        protected_at = max(arrived.values(), default=context.now())
-        out.facts["protected_at"] = protected_at.isoformat()
-        for replica in replicas:
-            slowest = max(at for (site, _), at in arrived.items() if site == replica)
-            out.facts.setdefault("probe_seconds", {})[replica] = round(
-                (slowest - written_at).total_seconds(), 3)
-            out.say(f"{replica} shows the probe on all {len(images)} image(s), the last "
-                    f"{out.facts['probe_seconds'][replica]} s after it was written on "
-                    f"{primary}")
         writable = _latest_writable(context)
         if writable is not None:
             window = round((protected_at - writable).total_seconds(), 3)
             out.facts["unprotected_seconds"] = window
             out.say(f"writes on {primary} were unprotected for {window} s, from its "
                     f"promotion to the proof of replication")
+
+
+async def prove_by_probe(context: StepContext, primary: str, images: list[SiteImage],
+                         replicas: list[str]) -> datetime:
+    """Write a fresh probe into every image on the primary, wait until every replica
+    shows it, remove it; when the last copy showed it. Facts and output say how long."""
+    nonce = f"run-{context.run_id}-{secrets.token_hex(8)}"
+    out = context.output
+    out.facts["probe"] = {"key": PROBE_KEY, "value": nonce}
+    written_at = context.now()
+    try:
+        await _write_probes(context, primary, images, nonce)
+        arrived = await _wait_for_probes(context, images, replicas, nonce)
+    finally:
+        await _remove_probes(context, primary, images)
+    protected_at = max(arrived.values(), default=context.now())
+    out.facts["protected_at"] = protected_at.isoformat()
+    for replica in replicas:
+        slowest = max(at for (site, _), at in arrived.items() if site == replica)
+        out.facts.setdefault("probe_seconds", {})[replica] = round(
+            (slowest - written_at).total_seconds(), 3)
+        out.say(f"{replica} shows the probe on all {len(images)} image(s), the last "
+                f"{out.facts['probe_seconds'][replica]} s after it was written on "
+                f"{primary}")
+    return protected_at
 
 
 def _why_unfit(image: SiteImage) -> str:

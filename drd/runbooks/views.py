@@ -137,3 +137,9 @@ def _step_view(step: journal.StepProgress) -> StepView:
                     started_at=latest.started_at if latest else None, seconds=step.seconds,
                     output=[str(line) for line in detail.get("output") or []],
                     error=detail.get("error") or detail.get(journal.PAUSED_KEY))
+
+
+class RestartOut(_View):
+    """What a daemon restarted at a peer's request."""
+
+    done: str = Field(description="What was restarted, e.g. the rbd-mirror unit.")

@@ -53,3 +53,34 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
 def _note_test_start() -> None:
     """For tests.integration.descendants: what the current test itself started."""
     note_test_start()
+
+
+def _revive_crashed_daemons(request: pytest.FixtureRequest) -> None:
+    """A test of the shared lab starts with all its daemons running, as systemd's
+    Restart=on-failure keeps them on a real site: rbd-mirror 16.2.15 dies now and then in
+    the lab (an assert in ~ImageWatcher while bootstrapping a split-brained journal copy,
+    seen in a full run), and every later test would inherit the dead replayer. Whoever
+    died is named on stderr; `lab up` restarts it."""
+    if "lab" not in request.fixturenames:
+        return
+    shared: LabDescription = request.getfixturevalue("lab")
+    now = load_description(shared.dir)
+    if now is None:
+        return
+    dead = [p.entity for _, p in now.all_processes() if not is_running(p)]
+    if dead:
+        print(f"\nrestarting lab daemons that died: {', '.join(dead)}", file=sys.stderr)
+        revived = run_drd("lab", "up", "--dir", str(shared.dir), "--block", str(shared.block),
+                          timeout=300)
+        assert revived.returncode == 0, revived.stderr
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _revive_before_module(request: pytest.FixtureRequest) -> None:
+    """Before a module's own fixtures set up images on the shared lab."""
+    _revive_crashed_daemons(request)
+
+
+@pytest.fixture(autouse=True)
+def _revive_before_test(request: pytest.FixtureRequest) -> None:
+    _revive_crashed_daemons(request)

@@ -18,6 +18,7 @@ import rbd
 from drd.lab.description import DaemonRole, LabDescription, SiteRecord
 from tests.integration.rbd_images import (
     MiB,
+    create_mirrored_image,
     image_sha256,
     pool,
     random_bytes,
@@ -75,6 +76,9 @@ def mirrored(lab: LabDescription, tmp_path_factory: pytest.TempPathFactory) -> N
             rbd.RBD().create(ioctx, name, SIZE, old_format=False)
             with rbd.Image(ioctx, name) as image:
                 image.write(random_bytes(number, SIZE), 0)
+    # Another tenant's image in the same pool, which stays primary on a: c pulls the pool
+    # from one peer, so no switchover of water alone may re-point it.
+    create_mirrored_image(lab.sites["a"], f"rb-{RUN}-bystander", MiB, "snapshot")
     directory = tmp_path_factory.mktemp("runbook-policy")
     for site in ("a", "b", "c"):
         applied = apply_policy_at(lab, directory, site)
@@ -113,6 +117,7 @@ def test_a_switchover_by_the_daemon_keeps_every_byte_and_proves_replication_back
     assert report["unprotected_seconds"] >= 0 and report["rto_seconds"] > 0
     proof = next(s for s in view["steps"] if s["name"] == "replication-to-source")
     assert proof["state"] == "succeeded"
+    assert_c_kept_its_peer(view)
     # b writes; the write reaches a, the old primary, by replication.
     write(lab.sites["b"], JOURNAL[0], 0, random_bytes(99, MiB), "water")
     wait_for_checksum(lab.sites["a"], JOURNAL[0],
@@ -120,6 +125,14 @@ def test_a_switchover_by_the_daemon_keeps_every_byte_and_proves_replication_back
     audit = api(lab, "b", "/v1/audit")["entries"]
     assert any(e["action"] == "runbook.run" and e["target"] == f"run {view['id']}"
                for e in audit)
+
+
+def assert_c_kept_its_peer(view: dict[str, Any]) -> None:
+    """The bystander is still primary on a, so c was not re-pointed, and the run says so
+    (the step failed, and the run went on)."""
+    follow = next(s for s in view["steps"] if s["name"] == "remote-follows-target")
+    assert follow["state"] == "failed", follow
+    assert "Ceph Pacific takes a single rx peer per pool" in follow["error"], follow
 
 
 def kill_during(lab: LabDescription, site: str, run_id: int, step: str) -> str | None:
@@ -166,7 +179,9 @@ def test_a_daemon_killed_mid_switchover_resumes_the_run_and_doubles_nothing(
         for step_view in view["steps"]:
             # Each step ended succeeded exactly once; an interrupted one shows its
             # earlier attempt too, and nothing ran after the run had succeeded.
-            assert step_view["state"] == "succeeded", step_view
+            if step_view["name"] != "remote-follows-target":
+                assert step_view["state"] == "succeeded", step_view
+        assert_c_kept_its_peer(view)
         source = target
     assert len({step for step in interrupted if step is not None}) >= 2, interrupted
 

@@ -127,6 +127,7 @@ def test_failover_with_production_killed_then_failback_with_the_winner_confirmed
     assert all(is_primary(lab.sites["b"], name) for name in IMAGES)
     assert checksums(lab.sites["b"], IMAGES) == replicated  # nothing was lost here
     report = view["report"]
+    print("\n" + steps_told(view), report)  # the figures, shown with -s
     assert report["rto_seconds"] < 60, steps_told(view)
     assert report["loss_window_seconds"] is None or report["loss_window_seconds"] >= 0
     promote = next(s for s in view["steps"] if s["name"] == "force-promote-target")
@@ -139,6 +140,12 @@ def test_failover_with_production_killed_then_failback_with_the_winner_confirmed
                    for line in promote["output"]), promote
     replayers = pids(lab.dir, "b", {DaemonRole.RBD_MIRROR})
     assert replayers and all(psutil.pid_exists(pid) for pid in replayers)
+    # c pulled from a; it now pulls from b, its copies resynced from there.
+    follow = next(s for s in view["steps"] if s["name"] == "remote-follows-target")
+    assert follow["state"] == "succeeded", steps_told(view)
+    for name in IMAGES:
+        wait_for_checksum(lab.sites["c"], name, replicated[name], timeout=180,
+                          namespace=NAMESPACE)
 
     # b serves the tenant now; its writes must survive the way back.
     for number, name in enumerate(IMAGES):
@@ -165,5 +172,9 @@ def test_failover_with_production_killed_then_failback_with_the_winner_confirmed
     assert all(is_primary(lab.sites["a"], name) for name in IMAGES)
     assert not any(is_primary(lab.sites["b"], name) for name in IMAGES)
     assert checksums(lab.sites["a"], IMAGES) == on_b  # b's writes intact on a
+    back = next(s for s in view["steps"] if s["name"] == "remote-follows-returning")
+    assert back["state"] == "succeeded", steps_told(view)
+    for name in IMAGES:  # c follows a again, with b's writes
+        wait_for_checksum(lab.sites["c"], name, on_b[name], timeout=180, namespace=NAMESPACE)
     audit = api(lab, "b", "/v1/audit")["entries"]
     assert {"POST /v1/runs/{run}/resume"} <= {e["action"] for e in audit}

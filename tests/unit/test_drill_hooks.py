@@ -17,6 +17,7 @@ from drd.ceph.cluster import ClusterHandle
 from drd.domain.drill import CloneMarks
 from drd.domain.replication_plan import ImageRef
 from drd.domain.runbook import RunbookKind, RunTarget
+from drd.domain.site import SiteKind
 from drd.runbooks.drill_verify import hook_verdicts
 from drd.runbooks.hooks import HookResult, run_hook
 from drd.runbooks.step_api import StepContext
@@ -38,6 +39,10 @@ class Sites:
 
     def peer_reachable(self, site: str) -> bool:
         return True
+
+    def sites_of_kind(self, kind: SiteKind) -> list[str]:
+        return {SiteKind.PRODUCTION: ["a"], SiteKind.SAME_CITY: ["b"],
+                SiteKind.REMOTE: ["c"]}[kind]
 
     def restart_rbd_mirror(self, site: str) -> str:
         raise AssertionError("a hook verification restarts no daemon")

@@ -12,6 +12,7 @@ from drd.domain.rbd_step_decisions import (
     MirrorStatus,
     demote_decision,
     fence_decision,
+    follow_decision,
     judge_copy,
     promote_decision,
     resync_decision,
@@ -193,3 +194,19 @@ def test_only_an_rbd_mirror_keeping_a_promoted_copy_locked_is_fenced() -> None:
     assert refused.act is Act.REFUSE
     assert refused.reason == "client.openstack holds its lock and is no rbd-mirror daemon"
     assert stuck_lock_decision(None).act is Act.REFUSE
+
+
+def test_a_remote_copy_is_resynced_only_on_a_report_since_its_pool_was_repointed() -> None:
+    before, after = AT - timedelta(seconds=1), AT + timedelta(seconds=1)
+    split = MirrorStatus("error", "split-brain detected", True, AT)
+    unlinked = MirrorStatus("error", "local image linked to unknown peer", True, AT)
+    replaying = MirrorStatus("replaying", "replaying, {}", True, AT)
+    assert follow_decision(False, split, before).act is Act.ACT
+    assert follow_decision(False, unlinked, before).act is Act.ACT
+    assert follow_decision(False, replaying, before).act is Act.SKIP
+    # A report from before the re-pointing speaks of the old peer: wait for a new one.
+    assert follow_decision(False, split, after).act is Act.WAIT
+    assert follow_decision(False, None, before).act is Act.WAIT
+    not_primary = MirrorStatus("stopped", "remote image is not primary", True, AT)
+    assert follow_decision(False, not_primary, before).act is Act.WAIT
+    assert follow_decision(True, replaying, before).act is Act.REFUSE

@@ -10,6 +10,7 @@ from drd.domain.rbd_step_decisions import Act, Decision
 from drd.domain.replication_plan import ImageRef, MirrorMode, MirrorState, ObservedImage
 from drd.domain.runbook import Runbook, RunbookKind, RunTarget
 from drd.domain.runbook_steps import STEP_TYPES
+from drd.domain.site import SiteKind
 from drd.domain.tenant_policy import TenantPolicy
 from drd.runbooks.image_work import grouped, summary
 from drd.runbooks.rbd_library import rbd_executors
@@ -31,6 +32,10 @@ class NoSites:
 
     def peer_reachable(self, site: str) -> bool:
         return True
+
+    def sites_of_kind(self, kind: SiteKind) -> list[str]:
+        return {SiteKind.PRODUCTION: ["a"], SiteKind.SAME_CITY: ["b"],
+                SiteKind.REMOTE: ["c"]}[kind]
 
     def restart_rbd_mirror(self, site: str) -> str:
         raise AssertionError(f"the test restarted site {site}'s rbd-mirror")

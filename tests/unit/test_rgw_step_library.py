@@ -17,6 +17,7 @@ from drd.config.validation import validate
 from drd.config.yaml_document import parse_yaml
 from drd.domain.runbook import Runbook, RunbookKind, RunTarget
 from drd.domain.runbook_steps import AnyStep
+from drd.domain.site import SiteKind
 from drd.domain.site_config import SiteConfig
 from drd.lab.drd_files import drd_layout, render_drd_config
 from drd.lab.rgw_gateways import LabGateways
@@ -55,6 +56,10 @@ class NoCeph:
 
     def peer_reachable(self, site: str) -> bool:
         return True
+
+    def sites_of_kind(self, kind: SiteKind) -> list[str]:
+        return {SiteKind.PRODUCTION: ["a"], SiteKind.SAME_CITY: ["b"],
+                SiteKind.REMOTE: ["c"]}[kind]
 
     def restart_rbd_mirror(self, site: str) -> str:
         raise AssertionError(f"the test restarted site {site}'s rbd-mirror")

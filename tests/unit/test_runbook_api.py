@@ -127,3 +127,13 @@ async def test_a_second_switchover_of_the_same_tenant_waits_for_the_first(
     aborted = await client.post(f"/v1/runs/{run_id}/abort", headers=bearer("operator"))
     assert (await aborted.json())["state"] == "cancelled"
     gate.set()
+
+
+async def test_a_peer_may_ask_for_an_rbd_mirror_restart_the_config_must_allow(
+        aiohttp_client: AiohttpClient, service: RunbookService) -> None:
+    client = await aiohttp_client(create_app(FakeDaemon(runbooks=service)))
+    path = "/v1/peers/rbd-mirror/restart"
+    assert (await client.post(path, headers=bearer("water"))).status == 403
+    refused = await client.post(path, headers=bearer("peer"))
+    assert refused.status == 409
+    assert "names no ceph.rbd_mirror_unit" in (await refused.json())["error"]["message"]

@@ -1,0 +1,218 @@
+"""`rbd_remote_follow {primary}`: the remote site replicates from the new primary.
+
+Pacific's rbd-mirror pulls a pool from one peer only, so the remote site (c) pulls from
+production (a), and nothing ships to c from the same-city site (b) by itself. Measured
+on Ceph 16.2.15 (the lab): after a switchover a→b, c's copies report "remote image is
+not primary" and stay as they were; with c's pool re-pointed to pull from b, a
+journal copy reports "split-brain detected" and a snapshot copy "local image linked to
+unknown peer" within about 10 s; a resync then copies each image from b (16 MiB in
+about 10 s) and c replicates from b from then on.
+
+So the step, for every pool of the images in scope and every remote site other than
+the primary: re-points the pool's rx peer at the remote site to the primary, but only
+when every mirrored image of that pool is primary there (the peer serves the whole
+pool: re-pointed while other tenants' images stay primary on the old site, those
+would lose their remote copy instead); waits until the remote's rbd-mirror has
+reported on its copies since; resyncs those it cannot link; and proves by data that
+the primary replicates to the remote (a probe, as `verify_replication`).
+
+A resync discards the remote copy before copying again: until the copy completes, the
+remote site holds no copy of that image. Setting `rbd_mirroring_delete_delay` on the
+remote site keeps the discarded copy in its trash for that long.
+"""
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from drd.ceph import rbd_images, rbd_mirror_setup, rbd_promotion
+from drd.domain.rbd_step_decisions import Act, Decision, MirrorStatus, follow_decision
+from drd.domain.replication_plan import ImageRef
+from drd.domain.runbook_steps import AnyStep, FollowParams
+from drd.domain.site import SiteKind
+from drd.runbooks.image_work import grouped, params_of
+from drd.runbooks.site_images import SiteImage, images_on, namespaces_of, on_site
+from drd.runbooks.step_api import StepContext, StepFailed, for_each
+from drd.runbooks.verify_steps import prove_by_probe
+
+POLL_SECONDS = 2.0
+_RECEIVING = ("rx-only", "rx-tx")
+
+
+class RbdRemoteFollow:
+    """`rbd_remote_follow {primary}`."""
+
+    async def plan(self, step: AnyStep, context: StepContext) -> list[str]:
+        primary = context.site(params_of(step, FollowParams).primary)
+        remotes = _remotes(context, primary)
+        if not remotes:
+            return [f"no remote site other than {primary}: nothing to re-point"]
+        images = await images_on(context, primary)
+        lines = []
+        for remote in remotes:
+            for pool in sorted({image.ref.pool for image in images}):
+                pulls = await _pulls_from(context, remote, pool)
+                lines.append(f"{remote} pulls pool {pool} from {', '.join(pulls) or 'no one'}"
+                             + ("" if pulls == [primary] else
+                                f": re-point it to {primary}, then resync the copies "
+                                f"it cannot link (a full copy each)"))
+        return [*lines, f"then prove by a probe that {', '.join(remotes)} replicate(s) the "
+                        f"{len(images)} image(s) in scope from {primary}"]
+
+    async def run(self, step: AnyStep, context: StepContext) -> None:
+        primary = context.site(params_of(step, FollowParams).primary)
+        out = context.output
+        remotes = _remotes(context, primary)
+        if not remotes:
+            out.say(f"no remote site other than {primary}: nothing to re-point")
+            return
+        images = await images_on(context, primary)
+        if not images:
+            out.say(f"no image in scope on {primary}: nothing to follow")
+            return
+        not_primary = [f"{image.ref}" for image in images
+                       if image.mode is None or not image.observed.primary]
+        if not_primary:
+            raise StepFailed(f"the remote site can only follow images that are mirrored and "
+                             f"primary on {primary}; not so: " + ", ".join(not_primary))
+        since = context.now()
+        for remote in remotes:
+            repointed = [await _repoint(context, remote, primary, pool)
+                         for pool in sorted({image.ref.pool for image in images})]
+            if any(repointed):
+                await _restart_replayer(context, remote)
+            decisions = await _settled_decisions(context, remote, images, since)
+            await _resync(context, remote, primary, decisions)
+        await prove_by_probe(context, primary, images, remotes)
+        out.facts["remote_protected"] = True
+
+
+def _remotes(context: StepContext, primary: str) -> list[str]:
+    return [site for site in context.sites.sites_of_kind(SiteKind.REMOTE) if site != primary]
+
+
+async def _pulls_from(context: StepContext, remote: str, pool: str) -> list[str]:
+    peers = await on_site(context, remote,
+                          lambda cluster: rbd_mirror_setup.list_peers(cluster, pool),
+                          f"listing the mirror peers of pool {pool}")
+    return sorted(peer.site_name for peer in peers if peer.direction in _RECEIVING)
+
+
+async def _repoint(context: StepContext, remote: str, primary: str, pool: str) -> bool:
+    """Make `primary` the one peer `remote` pulls `pool` from; False if it already was."""
+    out = context.output
+    pulls = await _pulls_from(context, remote, pool)
+    if pulls == [primary]:
+        out.say(f"{remote} already pulls pool {pool} from {primary}")
+        return False
+    mirrored = await on_site(context, primary,
+                             lambda cluster: rbd_mirror_setup.mirrored_images(cluster, pool),
+                             f"listing the mirrored images of pool {pool}")
+    elsewhere = sorted(str(ref) for ref, is_primary in mirrored.items() if not is_primary)
+    if elsewhere:
+        raise StepFailed(
+            f"{remote} pulls pool {pool} from one peer only ({', '.join(pulls) or 'none'}; "
+            f"Ceph Pacific takes a single rx peer per pool), and {len(elsewhere)} mirrored "
+            f"image(s) of the pool are not primary on {primary} (e.g. "
+            f"{', '.join(elsewhere[:3])}): re-pointed, {remote} would stop replicating "
+            f"those. {remote} keeps pulling from {', '.join(pulls) or 'no one'}, so the "
+            f"images moved to {primary} have no remote copy that follows them until every "
+            f"image of the pool is primary there (a run of all tenants does that)")
+    credentials = await on_site(
+        context, primary, lambda cluster: rbd_mirror_setup.peer_credentials(cluster, pool),
+        f"minting the mirror peer user of pool {pool}")
+    for old in pulls:
+        if old != primary:
+            await on_site(context, remote, _peer_remover(pool, old),
+                          f"removing peer {old} from pool {pool}")
+    await on_site(context, remote, lambda cluster: rbd_mirror_setup.add_peer(
+        cluster, pool, primary, credentials, "rx-only"), f"adding peer {primary} to pool {pool}")
+    out.facts.setdefault("repointed", []).append(
+        {"site": remote, "pool": pool, "from": pulls, "to": primary,
+         "at": context.now().isoformat()})
+    out.say(f"{remote} now pulls pool {pool} from {primary} (was: "
+            f"{', '.join(pulls) or 'no one'})")
+    return True
+
+
+async def _restart_replayer(context: StepContext, remote: str) -> None:
+    """Restart the remote's rbd-mirror, through its drd. Measured: with the old peer's
+    cluster dead, rbd-mirror never let go of it, and reported on none of its copies
+    again until restarted; with the old peer alive a restart costs a few seconds."""
+    out = context.output
+    try:
+        done = await context.in_thread(lambda: context.sites.restart_rbd_mirror(remote))
+    except StepFailed as error:
+        out.say(f"WARNING: {remote}'s rbd-mirror was not restarted ({error}); if it is "
+                f"stuck on its old peer, restart it by hand")
+        return
+    out.facts.setdefault("rbd_mirror_restarted", []).append(done)
+    out.say(f"{done}, so it drops its old peer")
+
+
+def _peer_remover(pool: str, site: str) -> Callable[[Any], bool]:
+    return lambda cluster: rbd_mirror_setup.remove_peer(cluster, pool, site)
+
+
+async def _settled_decisions(context: StepContext, remote: str, images: list[SiteImage],
+                             since: datetime) -> dict[ImageRef, Decision]:
+    """Every copy's decision once none must wait for a newer report; StepFailed on a
+    refusal. Every mirrored copy of the pools in scope counts: the whole pool moved."""
+    pools = sorted({image.ref.pool for image in images})
+    waiting: dict[ImageRef, Decision] = {}
+    try:
+        while True:
+            decisions: dict[ImageRef, Decision] = {}
+            for pool in pools:
+                decisions |= await _decisions(context, remote, pool, since)
+            refused = {ref: d for ref, d in decisions.items() if d.act is Act.REFUSE}
+            if refused:
+                raise StepFailed(f"{remote} cannot follow: "
+                                 + "; ".join(grouped({r: d.reason for r, d in refused.items()})))
+            waiting = {ref: d for ref, d in decisions.items() if d.act is Act.WAIT}
+            if not waiting:
+                return decisions
+            await asyncio.sleep(POLL_SECONDS)
+    except asyncio.CancelledError:
+        context.output.say(f"still waiting on {len(waiting)} copies on {remote}: " + "; ".join(
+            grouped({ref: d.reason for ref, d in waiting.items()})))
+        raise
+
+
+async def _decisions(context: StepContext, remote: str, pool: str,
+                     since: datetime) -> dict[ImageRef, Decision]:
+    copies = await on_site(context, remote,
+                           lambda cluster: rbd_mirror_setup.mirrored_images(cluster, pool),
+                           f"listing the mirrored copies of pool {pool}")
+    statuses: dict[ImageRef, MirrorStatus] = {}
+    for (pool_name, namespace), refs in namespaces_of(copies).items():
+        def read(cluster: object, pool_name: str = pool_name, namespace: str = namespace,
+                 refs: list[ImageRef] = refs) -> dict[ImageRef, MirrorStatus]:
+            ids = rbd_images.image_ids_by_name(cluster, pool_name, namespace)
+            by_id = rbd_promotion.local_statuses(cluster, pool_name, namespace)
+            return {ref: by_id[ids[ref.name]] for ref in refs
+                    if ref.name in ids and ids[ref.name] in by_id}
+        statuses |= await on_site(context, remote, read,
+                                  f"reading mirror statuses in {pool_name}/{namespace}")
+    return {ref: follow_decision(is_primary, statuses.get(ref), since)
+            for ref, is_primary in copies.items()}
+
+
+async def _resync(context: StepContext, remote: str, primary: str,
+                  decisions: dict[ImageRef, Decision]) -> None:
+    out = context.output
+    refs = sorted(ref for ref, decision in decisions.items() if decision.act is Act.ACT)
+    handle = context.sites.cluster(remote)
+    results = await for_each(refs, lambda ref: handle.run(
+        lambda cluster: rbd_promotion.request_resync(cluster, ref)))
+    failed = [f"{ref}: {result}" for ref, result in zip(refs, results, strict=True)
+              if isinstance(result, BaseException)]
+    if failed:
+        raise StepFailed(f"requesting resyncs on {remote} failed for {len(failed)} copies: "
+                         + "; ".join(failed))
+    out.facts.setdefault("resynced", {})[remote] = [str(ref) for ref in refs]
+    following = sum(1 for decision in decisions.values() if decision.act is Act.SKIP)
+    out.say(f"{remote}: {len(refs)} copies resynced from {primary} (a full copy each; "
+            f"{remote} holds no copy of them until it completes), {following} already "
+            f"follow it")
