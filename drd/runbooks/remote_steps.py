@@ -22,7 +22,7 @@ remote site keeps the discarded copy in its trash for that long.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -106,10 +106,8 @@ async def _repoint(context: StepContext, remote: str, primary: str, pool: str) -
     if pulls == [primary]:
         out.say(f"{remote} already pulls pool {pool} from {primary}")
         return False
-    mirrored = await on_site(context, primary,
-                             lambda cluster: rbd_mirror_setup.mirrored_images(cluster, pool),
-                             f"listing the mirrored images of pool {pool}")
-    elsewhere = sorted(str(ref) for ref, is_primary in mirrored.items() if not is_primary)
+    elsewhere = sorted(str(ref) for ref in await _left_behind(context, remote, primary,
+                                                             pulls, pool))
     if elsewhere:
         raise StepFailed(
             f"{remote} pulls pool {pool} from one peer only ({', '.join(pulls) or 'none'}; "
@@ -149,6 +147,26 @@ async def _restart_replayer(context: StepContext, remote: str) -> None:
         return
     out.facts.setdefault("rbd_mirror_restarted", []).append(done)
     out.say(f"{done}, so it drops its old peer")
+
+
+async def _left_behind(context: StepContext, remote: str, primary: str, pulls: list[str],
+                       pool: str) -> set[ImageRef]:
+    """The images of the pool that would lose their remote copy if `remote` pulled from
+    `primary`: those it holds a copy of that are not primary there, and those still
+    primary on a site it pulls from now, where that site's Ceph answers."""
+    def mirrored(site: str) -> Awaitable[dict[ImageRef, bool]]:
+        return on_site(context, site,
+                       lambda cluster: rbd_mirror_setup.mirrored_images(cluster, pool),
+                       f"listing the mirrored images of pool {pool}")
+
+    on_primary = await mirrored(primary)
+    left = {ref for ref in await mirrored(remote) if not on_primary.get(ref, False)}
+    for old in pulls:
+        try:
+            left |= {ref for ref, is_primary in (await mirrored(old)).items() if is_primary}
+        except StepFailed:
+            continue  # that site's Ceph is lost: nothing there is served any more
+    return left
 
 
 def _peer_remover(pool: str, site: str) -> Callable[[Any], bool]:

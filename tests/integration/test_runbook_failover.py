@@ -174,6 +174,8 @@ def test_failover_with_production_killed_then_failback_with_the_winner_confirmed
     assert checksums(lab.sites["a"], IMAGES) == on_b  # b's writes intact on a
     back = next(s for s in view["steps"] if s["name"] == "remote-follows-returning")
     assert back["state"] == "succeeded", steps_told(view)
+    rpo = next(s for s in view["steps"] if s["name"] == "rpo-back-within-target")
+    assert rpo["state"] == "succeeded", steps_told(view)
     for name in IMAGES:  # c follows a again, with b's writes
         wait_for_checksum(lab.sites["c"], name, on_b[name], timeout=180, namespace=NAMESPACE)
     audit = api(lab, "b", "/v1/audit")["entries"]
