@@ -22,6 +22,7 @@ remote site keeps the discarded copy in its trash for that long.
 """
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,10 @@ from drd.runbooks.step_api import StepContext, StepFailed, for_each
 from drd.runbooks.verify_steps import prove_by_probe
 
 POLL_SECONDS = 2.0
+REPAIR_POLL_SECONDS = 10.0
+# A resync starts within seconds (the copy is deleted first); one whose copy still reports
+# it cannot link after this long is not being acted on.
+RESYNC_STUCK_SECONDS = 90.0
 _RECEIVING = ("rx-only", "rx-tx")
 
 
@@ -77,14 +82,31 @@ class RbdRemoteFollow:
             raise StepFailed(f"the remote site can only follow images that are mirrored and "
                              f"primary on {primary}; not so: " + ", ".join(not_primary))
         since = context.now()
+        resynced: dict[str, dict[ImageRef, datetime]] = {}
         for remote in remotes:
             repointed = [await _repoint(context, remote, primary, pool)
                          for pool in sorted({image.ref.pool for image in images})]
             if any(repointed):
                 await _restart_replayer(context, remote)
             decisions = await _settled_decisions(context, remote, images, since)
-            await _resync(context, remote, primary, decisions)
-        await prove_by_probe(context, primary, images, remotes)
+            resynced[remote] = await _resync(context, remote, primary, decisions)
+        proving = asyncio.create_task(prove_by_probe(context, primary, images, remotes))
+        repairing = asyncio.create_task(
+            _keep_repairing(context, primary, images, since, resynced))
+        try:
+            # The repairs end only by failing: a copy a resync does not cure.
+            await asyncio.wait([proving, repairing], return_when=asyncio.FIRST_COMPLETED)
+            if repairing.done():
+                proving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await proving
+                repairing.result()
+            await proving
+        finally:
+            for task in (proving, repairing):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StepFailed):
+                    await task
         out.facts["remote_protected"] = True
 
 
@@ -200,6 +222,13 @@ async def _settled_decisions(context: StepContext, remote: str, images: list[Sit
 
 async def _decisions(context: StepContext, remote: str, pool: str,
                      since: datetime) -> dict[ImageRef, Decision]:
+    return {ref: follow_decision(primary_here, status, since)
+            for ref, (primary_here, status) in (await _reports(context, remote, pool)).items()}
+
+
+async def _reports(context: StepContext, remote: str, pool: str
+                   ) -> dict[ImageRef, tuple[bool, MirrorStatus | None]]:
+    """Every mirrored copy of the pool on the remote: whether primary, and its status."""
     copies = await on_site(context, remote,
                            lambda cluster: rbd_mirror_setup.mirrored_images(cluster, pool),
                            f"listing the mirrored copies of pool {pool}")
@@ -213,12 +242,51 @@ async def _decisions(context: StepContext, remote: str, pool: str,
                     if ref.name in ids and ids[ref.name] in by_id}
         statuses |= await on_site(context, remote, read,
                                   f"reading mirror statuses in {pool_name}/{namespace}")
-    return {ref: follow_decision(is_primary, statuses.get(ref), since)
-            for ref, is_primary in copies.items()}
+    return {ref: (is_primary, statuses.get(ref)) for ref, is_primary in copies.items()}
+
+
+async def _keep_repairing(context: StepContext, primary: str, images: list[SiteImage],
+                          since: datetime, resynced: dict[str, dict[ImageRef, datetime]]
+                          ) -> None:
+    """While the probe is awaited, resync any copy that reports it cannot link only now
+    (a copy that looked as if it followed may report split-brain a moment later, and the
+    probe would wait for it in vain); StepFailed for a copy still unlinked on a report
+    RESYNC_STUCK_SECONDS after its resync was requested. Otherwise until cancelled."""
+    pools = sorted({image.ref.pool for image in images})
+    while True:
+        await asyncio.sleep(REPAIR_POLL_SECONDS)
+        for remote, requested in resynced.items():
+            reports: dict[ImageRef, tuple[bool, MirrorStatus | None]] = {}
+            try:
+                for pool in pools:
+                    reports |= await _reports(context, remote, pool)
+            except StepFailed as error:
+                context.output.say(f"looking for copies on {remote} to repair: {error}")
+                continue
+            late = {ref: follow_decision(primary_here, status, since)
+                    for ref, (primary_here, status) in reports.items()
+                    if ref not in requested}
+            act = {ref: decision for ref, decision in late.items() if decision.act is Act.ACT}
+            if act:
+                requested.update(await _resync(context, remote, primary, act))
+            now = context.now()
+            stuck = {ref: status.description for ref, (here, status) in reports.items()
+                     if ref in requested and status is not None
+                     and (now - requested[ref]).total_seconds() > RESYNC_STUCK_SECONDS
+                     and follow_decision(here, status, requested[ref]).act is Act.ACT}
+            if stuck:
+                raise StepFailed(
+                    f"{len(stuck)} copies on {remote} still cannot link to {primary} "
+                    f"{RESYNC_STUCK_SECONDS:.0f} s after their resync was requested ("
+                    + "; ".join(grouped(stuck)) + f"); seen on Ceph 16.2.15 after a round "
+                    f"trip, when {primary}'s journal still registers {remote} with its copy's "
+                    f"image id from before (\"registered local_image_id\" in {remote}'s "
+                    f"rbd-mirror log): resync them by hand once that is cleared")
 
 
 async def _resync(context: StepContext, remote: str, primary: str,
-                  decisions: dict[ImageRef, Decision]) -> None:
+                  decisions: dict[ImageRef, Decision]) -> dict[ImageRef, datetime]:
+    """Resync the copies decided so; when each was requested."""
     out = context.output
     refs = sorted(ref for ref, decision in decisions.items() if decision.act is Act.ACT)
     handle = context.sites.cluster(remote)
@@ -229,8 +297,10 @@ async def _resync(context: StepContext, remote: str, primary: str,
     if failed:
         raise StepFailed(f"requesting resyncs on {remote} failed for {len(failed)} copies: "
                          + "; ".join(failed))
-    out.facts.setdefault("resynced", {})[remote] = [str(ref) for ref in refs]
+    out.facts.setdefault("resynced", {}).setdefault(remote, []).extend(str(r) for r in refs)
     following = sum(1 for decision in decisions.values() if decision.act is Act.SKIP)
     out.say(f"{remote}: {len(refs)} copies resynced from {primary} (a full copy each; "
             f"{remote} holds no copy of them until it completes), {following} already "
             f"follow it")
+    now = context.now()
+    return dict.fromkeys(refs, now)
