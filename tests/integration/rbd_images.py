@@ -3,9 +3,12 @@
 import contextlib
 import hashlib
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import rados
@@ -13,7 +16,9 @@ import rbd
 
 from drd.ceph import rbd_images
 from drd.ceph.cluster import connect
-from drd.lab.description import SiteRecord
+from drd.lab.description import DaemonRole, SiteRecord
+from drd.lab.lab_store import load_description
+from drd.lab.processes import is_running
 
 MiB = 1024 * 1024
 CHUNK = 1 * MiB  # VM-sized writes
@@ -48,6 +53,25 @@ def create_mirrored_image(site: SiteRecord, name: str, size: int, mode: str) -> 
         wait_journal_peers(site, [name])
 
 
+def revive_dead_replayers(site: SiteRecord) -> bool:
+    """Restart (`drd lab up`) the lab's rbd-mirror daemons that died, as systemd's
+    Restart=on-failure would on a real site; whether any had. The crash described in
+    wait_journal_peers takes one while a test waits, and nothing else would start it."""
+    lab_dir = site.root.parent
+    description = load_description(lab_dir)
+    if description is None:
+        return False
+    dead = [p.entity for _, p in description.all_processes()
+            if p.role is DaemonRole.RBD_MIRROR and not is_running(p)]
+    if not dead:
+        return False
+    print(f"\nrestarting rbd-mirror daemons that died: {', '.join(dead)}", file=sys.stderr)
+    subprocess.run([str(Path(sys.executable).with_name("drd")), "lab", "up", "--dir",
+                    str(lab_dir), "--block", str(description.block)],
+                   capture_output=True, timeout=300, check=True)
+    return True
+
+
 def wait_journal_peers(site: SiteRecord, names: list[str], namespace: str = "",
                        timeout: float = 120.0) -> None:
     """Wait until every peer's rbd-mirror reports each image up and replaying.
@@ -65,6 +89,8 @@ def wait_journal_peers(site: SiteRecord, names: list[str], namespace: str = "",
             ids = [i["id"] for i in rbd.RBD().list2(ioctx) if i["name"] in names]
         assert len(ids) == len(names), f"not all of {names} exist"
         while True:
+            if revive_dead_replayers(site):
+                deadline = time.monotonic() + timeout  # a fresh wait for the new one
             statuses = rbd_images.peer_statuses(cluster, site.rbd_pool, namespace)
             waiting = [image_id for image_id in ids
                        if {s.site for s in statuses.get(image_id, [])
