@@ -15,7 +15,10 @@ OSD (tests/unit/data/rbd_mirror_16.2.15.json):
 - `journal.get_client` on `journal.<image id>` (input: string client id, "" for the
   image's own client): one `cls::journal::Client`, v1: string id, bufferlist data,
   ObjectSetPosition, u8 state. Its data is librbd's `ClientData` v2 compat 1: u32 meta
-  type (0: image), then for the image client u64 tag_class and bool resync_requested.
+  type (0: image), then for the image client u64 tag_class and bool resync_requested;
+  for a peer site's rbd-mirror (type 1, client id: that site's mirror uuid) string
+  image_id, the id of that site's copy, then its sync state.
+- `journal.client_unregister` (input: string client id) removes a client.
 - `journal.tag_list` (input: u64 start_after_tag_tid, u64 max_return, string client id,
   optional<u64> tag_class): `set<cls::journal::Tag>` (u32 count), each v1: u64 tid,
   u64 tag_class, bufferlist data. The data is librbd's `TagData`, unversioned: string
@@ -55,6 +58,7 @@ _STATES = {STATE_DISABLING: MirrorState.DISABLING, STATE_ENABLED: MirrorState.EN
            STATE_DISABLED: MirrorState.DISABLED}
 _MODES = {MODE_JOURNAL: MirrorMode.JOURNAL, MODE_SNAPSHOT: MirrorMode.SNAPSHOT}
 _IMAGE_CLIENT_META = 0
+_MIRROR_PEER_CLIENT_META = 1
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,22 @@ def _mirror_image(outer: Reader) -> MirrorImage:
     return MirrorImage(global_image_id, state, mode)
 
 
+def encode_client_unregister_request(client_id: str) -> bytes:
+    return _string_request(client_id)
+
+
 def decode_image_client_tag_class(data: bytes) -> int:
     """The tag class of the image's own journal client, from `journal.get_client`."""
+    return _client_meta(data, _IMAGE_CLIENT_META, "the image client's").u64()
+
+
+def decode_peer_client_image_id(data: bytes) -> str:
+    """The id of the copy a peer site's rbd-mirror registered with this journal, from
+    `journal.get_client` of that site's mirror uuid."""
+    return _client_meta(data, _MIRROR_PEER_CLIENT_META, "a mirror peer's").string()
+
+
+def _client_meta(data: bytes, expected_type: int, whose: str) -> Reader:
     outer = Reader(data, "journal client")
     client = outer.struct("journal client")
     outer.finish()
@@ -134,10 +152,9 @@ def decode_image_client_tag_class(data: bytes) -> int:
     meta = meta_outer.struct("journal client data")
     meta_outer.finish()
     meta_type = meta.u32()
-    if meta_type != _IMAGE_CLIENT_META:
-        raise DecodeError(f"journal client data is of meta type {meta_type}, "
-                          "not the image client's")
-    return meta.u64()
+    if meta_type != expected_type:
+        raise DecodeError(f"journal client data is of meta type {meta_type}, not {whose}")
+    return meta
 
 
 def decode_tag_list(data: bytes) -> list[JournalTag]:

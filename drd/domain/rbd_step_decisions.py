@@ -116,6 +116,15 @@ def follow_decision(primary_here: bool, status: MirrorStatus | None,
     return Decision(Act.WAIT, f"{status.state}: {status.description or 'no description'}")
 
 
+def registration_stale(registered_copy: str | None, copy: str | None) -> bool:
+    """Whether the primary's journal registers the remote's rbd-mirror against a copy
+    other than the one the remote holds. Ceph 16.2.15 then reports "split-brain
+    detected" whatever is done at the remote, resync included: the registration names
+    a copy that an earlier resync, at another primary's bidding, deleted. Nothing
+    registered, or no copy (a resync already at work), is not stale."""
+    return registered_copy is not None and copy is not None and registered_copy != copy
+
+
 class Health(StrEnum):
     HEALTHY = "healthy"
     SPLIT_BRAIN = "split-brain"

@@ -16,6 +16,11 @@ would lose their remote copy instead); waits until the remote's rbd-mirror has
 reported on its copies since; resyncs those it cannot link; and proves by data that
 the primary replicates to the remote (a probe, as `verify_replication`).
 
+A journal copy resynced once from b is still registered at a under the id it had
+before: back on a, Ceph 16.2.15 reports it "split-brain detected" whatever is done at
+c. The step unregisters such stale registrations at the primary once the resync is
+requested (see ceph/journal_registrations.py), and c registers its copy anew.
+
 A resync discards the remote copy before copying again: until the copy completes, the
 remote site holds no copy of that image. Setting `rbd_mirroring_delete_delay` on the
 remote site keeps the discarded copy in its trash for that long.
@@ -27,8 +32,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from drd.ceph import rbd_images, rbd_mirror_setup, rbd_promotion
-from drd.domain.rbd_step_decisions import Act, Decision, MirrorStatus, follow_decision
+from drd.ceph import journal_registrations, rbd_images, rbd_mirror_setup, rbd_promotion
+from drd.domain.rbd_step_decisions import (
+    Act,
+    Decision,
+    MirrorStatus,
+    follow_decision,
+    registration_stale,
+)
 from drd.domain.replication_plan import ImageRef
 from drd.domain.runbook_steps import AnyStep, FollowParams
 from drd.domain.site import SiteKind
@@ -278,10 +289,8 @@ async def _keep_repairing(context: StepContext, primary: str, images: list[SiteI
                 raise StepFailed(
                     f"{len(stuck)} copies on {remote} still cannot link to {primary} "
                     f"{RESYNC_STUCK_SECONDS:.0f} s after their resync was requested ("
-                    + "; ".join(grouped(stuck)) + f"); seen on Ceph 16.2.15 after a round "
-                    f"trip, when {primary}'s journal still registers {remote} with its copy's "
-                    f"image id from before (\"registered local_image_id\" in {remote}'s "
-                    f"rbd-mirror log): resync them by hand once that is cleared")
+                    + "; ".join(grouped(stuck)) + f"); {remote}'s rbd-mirror log says why; "
+                    f"resync them by hand once that is mended")
 
 
 async def _resync(context: StepContext, remote: str, primary: str,
@@ -303,4 +312,57 @@ async def _resync(context: StepContext, remote: str, primary: str,
             f"{remote} holds no copy of them until it completes), {following} already "
             f"follow it")
     now = context.now()
+    # Only now: unregistered first, the remote could register its copy again and
+    # replay on from the primary's position before it sees the resync.
+    await _clear_stale_registrations(context, remote, primary, refs)
     return dict.fromkeys(refs, now)
+
+
+async def _clear_stale_registrations(context: StepContext, remote: str, primary: str,
+                                     refs: list[ImageRef]) -> None:
+    """Unregister the remote's rbd-mirror from the primary's journal of each copy whose
+    registration names a copy the remote no longer holds (see journal_registrations)."""
+    if not refs:
+        return
+    out = context.output
+    client_ids = {pool: await on_site(context, remote, _uuid_reader(pool),
+                                      f"reading the mirror uuid of pool {pool}")
+                  for pool in sorted({ref.pool for ref in refs})}
+    copies: dict[ImageRef, str] = {}
+    for (pool, namespace), group in namespaces_of(refs).items():
+        ids = await on_site(context, remote, _ids_reader(pool, namespace),
+                            f"listing the copies in {pool}/{namespace}")
+        copies |= {ref: ids[ref.name] for ref in group if ref.name in ids}
+    handle = context.sites.cluster(primary)
+    registered = await for_each(refs, lambda ref: handle.run(
+        lambda cluster: journal_registrations.registered_copy(cluster, ref,
+                                                              client_ids[ref.pool])))
+    unreadable = [f"{ref}: {got}" for ref, got in zip(refs, registered, strict=True)
+                  if isinstance(got, BaseException)]
+    if unreadable:
+        out.say(f"WARNING: {remote}'s journal registrations on {primary} not read for "
+                f"{len(unreadable)} copies: " + "; ".join(unreadable))
+    stale = [ref for ref, got in zip(refs, registered, strict=True)
+             if not isinstance(got, BaseException)
+             and registration_stale(got, copies.get(ref))]
+    results = await for_each(stale, lambda ref: handle.run(
+        lambda cluster: journal_registrations.unregister(cluster, ref, client_ids[ref.pool])))
+    failed = [f"{ref}: {result}" for ref, result in zip(stale, results, strict=True)
+              if isinstance(result, BaseException)]
+    if failed:
+        raise StepFailed(f"unregistering {remote}'s stale journal clients on {primary} "
+                         f"failed for {len(failed)} copies: " + "; ".join(failed))
+    if stale:
+        out.facts.setdefault("stale_registrations_cleared", {}).setdefault(
+            remote, []).extend(str(ref) for ref in stale)
+        out.say(f"{primary}'s journal still registered {remote} with an earlier copy of "
+                f"{len(stale)} image(s), which no resync cures on Ceph 16.2.15: "
+                f"unregistered, so {remote} registers its copy anew and resyncs it")
+
+
+def _uuid_reader(pool: str) -> Callable[[Any], str]:
+    return lambda cluster: journal_registrations.mirror_uuid(cluster, pool)
+
+
+def _ids_reader(pool: str, namespace: str) -> Callable[[Any], dict[str, str]]:
+    return lambda cluster: rbd_images.image_ids_by_name(cluster, pool, namespace)

@@ -5,8 +5,9 @@
 On a lab that is up: makes a snapshot- and a journal-mirrored image on site a, waits
 for their copies on b, and records, per image and site, the raw `mirror_image_get`,
 `get_snapcontext` and newest `snapshot_get` (snapshot mode) or `journal.get_client` and
-`journal.tag_list` (journal mode) replies beside librbd's `mirror_image_get_info`;
-then the same on a with both images demoted, before promoting them again.
+`journal.tag_list` (journal mode) replies beside librbd's `mirror_image_get_info`,
+and on a's journal the `journal.get_client` of b's rbd-mirror beside the id of b's
+copy; then the same on a with both images demoted, before promoting them again.
 """
 
 import json
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import rados
 import rbd
 
 from drd.domain import rbd_mirror_codec as mirror
@@ -66,6 +68,26 @@ def capture(site: SiteRecord, name: str, what: str) -> dict[str, Any]:
             "librbd": {**info, "mode": mode}}
 
 
+def peer_registration(primary: SiteRecord, peer: SiteRecord, name: str) -> dict[str, str]:
+    """The peer's rbd-mirror client of the primary's journal, and the id of its copy."""
+    with pool(peer) as ioctx:
+        copy_id = next(i["id"] for i in rbd.RBD().list2(ioctx) if i["name"] == name)
+        client_id = rbd.RBD().mirror_uuid_get(ioctx)
+    with pool(primary) as ioctx:
+        image_id = next(i["id"] for i in rbd.RBD().list2(ioctx) if i["name"] == name)
+        deadline = time.monotonic() + 60
+        while True:  # the peer registers once it starts replaying
+            try:
+                _, client = ioctx.execute(f"journal.{image_id}", "journal", "get_client",
+                                          mirror.encode_get_client_request(client_id), BUFFER)
+                break
+            except rados.ObjectNotFound:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    return {"peer_get_client": client.hex(), "peer_copy_image_id": copy_id}
+
+
 def wait_copied(site: SiteRecord, name: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,6 +114,7 @@ def main(lab_dir: Path, out: Path) -> None:
         wait_copied(b, name)
         captured.append(capture(a, name, f"{mode} mode, primary"))
         captured.append(capture(b, name, f"{mode} mode, non-primary copy"))
+    captured[-2] |= peer_registration(a, b, images["journal"])
     for name in images.values():
         with pool(a) as ioctx, rbd.Image(ioctx, name) as image:
             image.mirror_image_demote()

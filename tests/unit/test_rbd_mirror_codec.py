@@ -51,9 +51,18 @@ def test_a_journal_image_client_names_its_tag_class_and_its_tags_their_owner() -
     assert len(copy[-1].owner) == 36  # site a's mirror uuid
 
 
+def test_a_peer_sites_journal_client_names_the_copy_it_replays_into() -> None:
+    registered = mirror.decode_peer_client_image_id(
+        bytes.fromhex(JOURNAL_PRIMARY["peer_get_client"]))
+    assert registered == JOURNAL_PRIMARY["peer_copy_image_id"]
+    with pytest.raises(DecodeError, match="meta type 0"):
+        mirror.decode_peer_client_image_id(bytes.fromhex(JOURNAL_PRIMARY["get_client"]))
+
+
 def test_requests_are_encoded_as_cls_rbd_and_cls_journal_decode_them() -> None:
     assert mirror.encode_mirror_image_get_request("10ab") == b"\x04\x00\x00\x0010ab"
     assert mirror.encode_get_client_request() == b"\x00\x00\x00\x00"
+    assert mirror.encode_client_unregister_request("c-uuid") == b"\x06\x00\x00\x00c-uuid"
     assert mirror.encode_tag_list_request(7, start_after_tid=3, max_return=5) == (
         struct.pack("<QQI", 3, 5, 0) + b"\x01" + struct.pack("<Q", 7))
 

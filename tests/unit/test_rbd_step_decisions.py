@@ -15,6 +15,7 @@ from drd.domain.rbd_step_decisions import (
     follow_decision,
     judge_copy,
     promote_decision,
+    registration_stale,
     resync_decision,
     resync_refusal,
     split_brain_evidence,
@@ -210,3 +211,10 @@ def test_a_remote_copy_is_resynced_only_on_a_report_since_its_pool_was_repointed
     not_primary = MirrorStatus("stopped", "remote image is not primary", True, AT)
     assert follow_decision(False, not_primary, before).act is Act.WAIT
     assert follow_decision(True, replaying, before).act is Act.REFUSE
+
+
+def test_only_a_registration_naming_another_copy_than_the_remotes_is_stale() -> None:
+    assert registration_stale("10ab", "20cd") is True  # the copy an earlier resync deleted
+    assert registration_stale("20cd", "20cd") is False
+    assert registration_stale(None, "20cd") is False  # never registered: it will register
+    assert registration_stale("10ab", None) is False  # no copy: a resync is at work
