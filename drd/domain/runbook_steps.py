@@ -84,6 +84,9 @@ class RpoParams(_Model):
     bound: PositiveDuration | None = Field(
         default=None, description="Largest RPO accepted; default each destination's "
                                   "own target from the tenant's policy.")
+    lost: SiteRef | None = Field(
+        default=None, description="A site lost in a failover: nothing replicates to it, "
+                                  "so it is left out and reported as unprotected.")
 
 
 class HookParams(_Model):

@@ -1,4 +1,4 @@
-"""`rpo_within {site, bound}`: the measured RPO of every image in scope, primary on the
+"""`rpo_within {site, bound, lost}`: the measured RPO of every image in scope, primary on the
 site, is within its bound at each destination.
 
 The step measures as the daemon's replication service does: snapshot mode from the
@@ -56,6 +56,15 @@ class RpoWithin:
         if not_primary:
             raise StepFailed("cannot measure RPO from " + site + ": " + "; ".join(not_primary))
         bounds = await _bounds(context, site, images, params.bound)
+        out = context.output
+        if params.lost is not None:
+            lost = context.site(params.lost)
+            left_out = sorted(str(ref) for ref, dest in bounds if dest == lost)
+            bounds = {pair: bound for pair, bound in bounds.items() if pair[1] != lost}
+            if left_out:
+                out.facts["unprotected_at_lost_site"] = {lost: left_out}
+                out.say(f"{len(left_out)} image(s) have no copy that follows them at {lost}, "
+                        f"the lost site: unprotected there until a failback")
         modes = {image.ref: image.mode for image in images}
         verdicts = await _snapshot_verdicts(
             context, site, {p: b for p, b in bounds.items()
@@ -63,7 +72,6 @@ class RpoWithin:
         verdicts |= await _journal_verdicts(
             context, site, {p: b for p, b in bounds.items()
                             if modes[p[0]] is MirrorMode.JOURNAL})
-        out = context.output
         out.facts["rpo"] = {f"{ref}@{dest}": verdict.reason
                             for (ref, dest), verdict in sorted(verdicts.items())}
         bad = [f"{ref} at {dest}: {verdict.reason}"

@@ -52,9 +52,11 @@ tenant: water
 protection:
   block:
     - {{name: failover-journal, pool: rbd, namespace: water, images: ["fo-{RUN}-j*"],
-       same_city: {{mode: journal, rpo_target: 10s}}}}
+       same_city: {{mode: journal, rpo_target: 10s}},
+       remote: {{mode: snapshot, interval: 1m, rpo_target: 5m}}}}
     - {{name: failover-snapshot, pool: rbd, namespace: water, images: ["fo-{RUN}-s*"],
-       same_city: {{mode: snapshot, interval: 1m, rpo_target: 2m}}}}
+       same_city: {{mode: snapshot, interval: 1m, rpo_target: 2m}},
+       remote: {{mode: snapshot, interval: 1m, rpo_target: 5m}}}}
 """
 
 
@@ -146,6 +148,12 @@ def test_failover_with_production_killed_then_failback_with_the_winner_confirmed
     for name in IMAGES:
         wait_for_checksum(lab.sites["c"], name, replicated[name], timeout=180,
                           namespace=NAMESPACE)
+    # Protected again: within the policy's RPO at c; a, lost, is reported unprotected.
+    rpo = next(s for s in view["steps"] if s["name"] == "rpo-back-within-target")
+    assert rpo["state"] == "succeeded", steps_told(view)
+    told = "\n".join(rpo["output"])
+    assert f"{len(IMAGES)} image(s) have no copy that follows them at a" in told, told
+    assert all(f"{name} at c: RPO" in told for name in IMAGES), told
 
     # b serves the tenant now; its writes must survive the way back.
     for number, name in enumerate(IMAGES):
