@@ -37,6 +37,10 @@ class DaemonMetrics:
         self.peer_reachable = Gauge(
             "drd_peer_reachable", "1 if the peer site's daemon answered recently",
             ["peer"], registry=self.registry)
+        self.peer_detector_state = Gauge(
+            "drd_peer_detector_state", "1 for the failure detector's current verdict on the "
+            "peer (alive, suspect, lost), 0 for the others", ["peer", "state"],
+            registry=self.registry)
         self.peer_last_seen = Gauge(
             "drd_peer_last_seen_timestamp_seconds", "last proof of life from the peer",
             ["peer"], registry=self.registry)

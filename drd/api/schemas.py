@@ -49,6 +49,13 @@ class PeerView(_Body):
     missed: int = Field(default=0, description="heartbeat intervals since last seen")
     last_error: str = ""
     peer_ceph_health: str = "unknown"
+    detector: str = Field(default="alive", description="the failure detector's verdict: "
+                                                       "alive, suspect or lost")
+    detector_reason: str = ""
+    lost_since: datetime | None = Field(
+        default=None, description="lost: since when every confirming probe has failed")
+    ceph_probe: str = Field(default="", description="this site's last probe of the peer's "
+                                                    "Ceph: quorum and a RADOS round trip")
 
 
 class SiteStatus(_Body):

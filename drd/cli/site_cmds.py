@@ -62,6 +62,10 @@ def status(url: str | None, config: Path | None, token_file: Path | None,
         fail_unhealthy()
 
 
+_DETECTOR_STYLES = {"alive": "[green]alive[/]", "suspect": "[yellow]suspect[/]",
+                    "lost": "[bold red]LOST[/]"}
+
+
 def _print_status(result: SiteStatus) -> None:
     now = datetime.now(UTC)
     console = Console()
@@ -72,7 +76,7 @@ def _print_status(result: SiteStatus) -> None:
                   f"{result.ceph.health}[/]{detail}", highlight=False)
     table = Table(title="peers")
     for column in ("peer", "kind", "reachable", "last seen", "round trip", "their ceph",
-                   "last error"):
+                   "detector", "last error"):
         table.add_column(column)
     for peer in result.peers:
         table.add_row(
@@ -80,8 +84,13 @@ def _print_status(result: SiteStatus) -> None:
             "[green]yes[/]" if peer.reachable else f"[bold red]NO[/] ({peer.missed} missed)",
             _ago(peer.last_seen, now),
             f"{peer.round_trip_ms:.1f} ms" if peer.round_trip_ms is not None else "-",
-            peer.peer_ceph_health, peer.last_error or "-")
+            peer.peer_ceph_health, _DETECTOR_STYLES.get(peer.detector, peer.detector),
+            peer.last_error or "-")
     console.print(table)
+    for peer in result.peers:
+        if peer.detector != "alive":
+            console.print(f"detector: {peer.name} {peer.detector}: {peer.detector_reason}",
+                          highlight=False)
     rpo_style = "bold red" if result.rpo_breaches else "yellow" if result.rpo_warnings \
         else "green"
     console.print(f"RPO: [{rpo_style}]{result.rpo_breaches} BREACH, {result.rpo_warnings} "

@@ -10,6 +10,7 @@ import structlog
 from drd import __version__
 from drd.api.schemas import HeartbeatIn, HeartbeatOut
 from drd.daemon.runtime import SiteRuntime
+from drd.domain.failure_detector import Signal
 from drd.domain.site_config import PeerConfig
 
 log = structlog.get_logger()
@@ -54,8 +55,10 @@ async def beat_peer(runtime: SiteRuntime, session: aiohttp.ClientSession,
         _record_failure(runtime, peer.name, f"{url} answered as site {answer.site}")
         return
     was_reachable = observation.last_error == "" and observation.last_seen is not None
+    now = datetime.now(UTC)
     runtime.peers[peer.name] = observation.answered(
-        datetime.now(UTC), round_trip, answer.ceph_health, answer.version)
+        now, round_trip, answer.ceph_health, answer.version)
+    runtime.signals.record(peer.name, Signal.API, True, now, f"answered in {round_trip:.0f} ms")
     runtime.metrics.peer_round_trip.labels(peer=peer.name).set(round_trip / 1000)
     if not was_reachable:
         log.info("peer answered", peer=peer.name, round_trip_ms=round(round_trip, 1))
@@ -78,3 +81,4 @@ def _record_failure(runtime: SiteRuntime, peer: str, error: str) -> None:
     if observation.last_error != error:
         log.warning("peer heartbeat failed", peer=peer, error=error)
     runtime.peers[peer] = observation.failed(error)
+    runtime.signals.record(peer, Signal.API, False, datetime.now(UTC), error)

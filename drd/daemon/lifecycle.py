@@ -28,6 +28,7 @@ from drd.daemon.ceph_probe import CephProbe, ceph_probe_loop
 from drd.daemon.config_load import ConfigLoadError, load_config_bundle, reload_refusals
 from drd.daemon.heartbeat import heartbeat_loop
 from drd.daemon.logging_setup import configure_logging
+from drd.daemon.peer_detector import PeerCephProbes, peer_ceph_loop
 from drd.daemon.runtime import LoadedConfig, SiteRuntime
 from drd.daemon.sd_notify import SystemdNotifier
 from drd.daemon.supervisor import supervised
@@ -88,6 +89,7 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     await runtime.runbooks.load(config)
     probe = CephProbe(ClusterHandle(config.ceph.conf, config.ceph.client,
                                     CEPH_DEADLINE_SECONDS), CEPH_DEADLINE_SECONDS)
+    peer_probes = PeerCephProbes()
     signals = _install_signal_handlers()
     runner = web.AppRunner(create_app(runtime), shutdown_timeout=options.drain_seconds,
                            access_log=None)
@@ -105,6 +107,9 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                     "heartbeat", lambda: heartbeat_loop(runtime, session), metrics)),
                 group.create_task(supervised(
                     "ceph-probe", lambda: ceph_probe_loop(runtime, probe), metrics)),
+                group.create_task(supervised(
+                    "peer-ceph", lambda: peer_ceph_loop(runtime, runtime.signals, peer_probes),
+                    metrics)),
                 group.create_task(_reload_loop(runtime, options, signals, notifier)),
                 group.create_task(supervised("reconcile", replication.reconcile_loop, metrics)),
                 group.create_task(supervised("snapshots", replication.snapshot_loop, metrics)),
@@ -128,6 +133,7 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
         await runner.cleanup()  # stops listening, waits for in-flight requests
         await runtime.runbooks.close()  # runs stay open in the journal, to be resumed
         probe.close()
+        peer_probes.close()
         replication.close()
         await asyncio.to_thread(store.close)
     log.info("stopped")

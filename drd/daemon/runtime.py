@@ -29,7 +29,9 @@ from drd.api.schemas import (
 from drd.api.tokens import TokenRegistry
 from drd.backup.service import BackupService
 from drd.daemon.backup_context import BackupContext
+from drd.daemon.peer_detector import PeerSignals
 from drd.domain.access import Principal
+from drd.domain.failure_detector import PeerState, Signal
 from drd.domain.peer_liveness import PeerObservation, judge_peer
 from drd.domain.site_config import SiteConfig
 from drd.replication.policies import PolicyBook
@@ -74,6 +76,8 @@ class SiteRuntime(BackupContext):
         self.ceph_probed_monotonic: float | None = None
         self.peers: dict[str, PeerObservation] = {p.name: PeerObservation()
                                                   for p in loaded.config.peers}
+        self.signals = PeerSignals(loaded.config.takeover.detector(),
+                                   [p.name for p in loaded.config.peers])
 
     @property
     def config(self) -> SiteConfig:
@@ -95,6 +99,8 @@ class SiteRuntime(BackupContext):
         self.loaded = loaded
         self.peers = {p.name: self.peers.get(p.name, PeerObservation())
                       for p in loaded.config.peers}
+        self.signals.reconfigure(loaded.config.takeover.detector(),
+                                 [p.name for p in loaded.config.peers])
 
     def peer_reachable(self, name: str) -> bool:
         """Whether peer `name` answered heartbeats recently enough to count as reachable."""
@@ -120,6 +126,8 @@ class SiteRuntime(BackupContext):
             observation = self.peers.get(peer.name, PeerObservation())
             liveness = judge_peer(observation, now, beat.interval_seconds,
                                   beat.lost_after_missed)
+            verdict = self.signals.verdict(peer.name)
+            ceph_track = self.signals.track(peer.name, Signal.CEPH)
             views.append(PeerView(
                 name=peer.name, kind=peer.kind, url=str(peer.url),
                 reachable=liveness.reachable, last_seen=observation.last_seen,
@@ -127,8 +135,14 @@ class SiteRuntime(BackupContext):
                 last_heartbeat_answered=observation.last_heartbeat_answered,
                 round_trip_ms=observation.round_trip_ms, missed=liveness.missed,
                 last_error=observation.last_error,
-                peer_ceph_health=observation.peer_ceph_health))
+                peer_ceph_health=observation.peer_ceph_health,
+                detector=verdict.state.value, detector_reason=verdict.reason,
+                lost_since=verdict.since,
+                ceph_probe=ceph_track.detail if ceph_track else "not probed (no ceph_conf)"))
             self._metrics.peer_reachable.labels(peer=peer.name).set(int(liveness.reachable))
+            for state in PeerState:
+                self._metrics.peer_detector_state.labels(peer=peer.name, state=state.value).set(
+                    int(state is verdict.state))
             if observation.last_seen is not None:
                 self._metrics.peer_last_seen.labels(peer=peer.name).set(
                     observation.last_seen.timestamp())
@@ -176,6 +190,7 @@ class SiteRuntime(BackupContext):
         if beat.site in self.peers:
             self.peers[beat.site] = self.peers[beat.site].received(
                 now, beat.ceph_health, beat.version)
+            self.signals.record(beat.site, Signal.API, True, now, "called us")
         return HeartbeatOut(site=self.config.site.name, kind=self.config.site.kind,
                             received_at=now, version=__version__,
                             ceph_health=self.ceph.health)

@@ -23,6 +23,7 @@ from drd.domain.restic_values import RepositoryUrl
 from drd.domain.rgw_settings import RgwSettings
 from drd.domain.rules import RuleViolation, is_systemd_unit
 from drd.domain.site import SiteKind
+from drd.domain.takeover_settings import TakeoverSettings
 from drd.domain.tenant_grants import PlatformLimits, TenantGrants
 from drd.domain.tenant_policy import TenantPolicy
 
@@ -302,6 +303,9 @@ class SiteConfig(_Section):
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings,
                                          description="Peer heartbeats; optional.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging; optional.")
+    takeover: TakeoverSettings = Field(
+        default_factory=TakeoverSettings,
+        description="How peers are judged lost, and the takeover lease; optional.")
     tenants: dict[TenantName, TenantGrants] = Field(
         default_factory=dict,
         description="Tenants of this platform, by name, with the pools each may protect; "

@@ -191,8 +191,8 @@ def test_a_third_peer_is_refused(tmp_path: Path) -> None:
 def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     schema = export_site_config_schema()
     models = [schema, *(d for d in schema["$defs"].values() if d["type"] == "object")]
-    assert len(models) == 14  # with PoolGrant, TenantGrants, PlatformLimits, ObjectSyncSettings,
-    # BackupSettings, RgwSettings
+    assert len(models) == 15  # with PoolGrant, TenantGrants, PlatformLimits, ObjectSyncSettings,
+    # BackupSettings, RgwSettings, TakeoverSettings
     for model in models:
         assert model["additionalProperties"] is False
         for name, field in model["properties"].items():
@@ -201,6 +201,19 @@ def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     site_name = schema["$defs"]["SiteIdentity"]["properties"]["name"]
     assert site_name["pattern"] == "^[a-z][a-z0-9-]{0,30}$"
     assert SiteConfig.model_json_schema()["title"] == "SiteConfig"
+
+
+def test_takeover_defaults_and_thresholds_that_cannot_work_are_refused(
+        tmp_path: Path) -> None:
+    takeover = load_site_config(EXAMPLE).takeover
+    assert (takeover.suspect_after, takeover.lost_after) == (2, 3)
+    assert takeover.lease().ttl == 6.0 and takeover.detector().lost_after == 3
+    inverted = example_with(tmp_path, "log:", "takeover:\n  suspect_after: 4\nlog:")
+    [issue] = issues_of(inverted)
+    assert issue.startswith(f"{inverted}:") and "takeover" in issue
+    assert "suspect_after <= lost_after" in issue
+    late = example_with(tmp_path, "log:", "takeover:\n  fence_margin_seconds: 6\nlog:")
+    assert "fence_margin" in issues_of(late)[0]
 
 
 def test_the_rbd_mirror_is_restarted_one_way_or_the_other(tmp_path: Path) -> None:
