@@ -33,6 +33,9 @@ def phases(run: RunFigures) -> dict[str, float]:
                     found[name] = value
         elif step.type == "wait_in_sync" and "waited_seconds" in step.facts:
             found["sync: wait for the target"] = float(step.facts["waited_seconds"])
+        elif step.type == "rbd_remote_follow":
+            found |= {f"remote: {phase}": float(seconds) for phase, seconds
+                      in (step.facts.get("phase_seconds") or {}).items()}
         elif step.type == "verify_replication":
             probes = step.facts.get("probe_seconds") or {}
             if probes:

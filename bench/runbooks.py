@@ -85,7 +85,9 @@ class MirrorGuard:
         self.lab = lab
 
     def __call__(self) -> list[str]:
-        """The daemons found dead, now restarted."""
+        """The daemons found dead, now restarted. lab.json is read afresh: a runbook
+        step restarts rbd-mirror itself (rbd_remote_follow), recording the new PID."""
+        self.lab = load_description(self.lab.dir) or self.lab
         dead = lab_ops.dead_mirrors(self.lab)
         if not dead:
             return []

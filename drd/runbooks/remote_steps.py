@@ -28,6 +28,7 @@ remote site keeps the discarded copy in its trash for that long.
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -93,14 +94,24 @@ class RbdRemoteFollow:
             raise StepFailed(f"the remote site can only follow images that are mirrored and "
                              f"primary on {primary}; not so: " + ", ".join(not_primary))
         since = context.now()
+        started = time.monotonic()
+
+        def mark(phase: str) -> None:  # where the step's time goes, for operators and bench
+            out.facts.setdefault("phase_seconds", {})[phase] = round(
+                time.monotonic() - started, 3)
+
         resynced: dict[str, dict[ImageRef, datetime]] = {}
         for remote in remotes:
             repointed = [await _repoint(context, remote, primary, pool)
                          for pool in sorted({image.ref.pool for image in images})]
+            mark("re-pointed")
             if any(repointed):
                 await _restart_replayer(context, remote)
+                mark("rbd-mirror restarted")
             decisions = await _settled_decisions(context, remote, images, since)
+            mark("every copy reported")
             resynced[remote] = await _resync(context, remote, primary, decisions)
+            mark("resyncs requested")
         proving = asyncio.create_task(prove_by_probe(context, primary, images, remotes))
         repairing = asyncio.create_task(
             _keep_repairing(context, primary, images, since, resynced))
@@ -113,6 +124,7 @@ class RbdRemoteFollow:
                     await proving
                 repairing.result()
             await proving
+            mark("replication proven")
         finally:
             for task in (proving, repairing):
                 task.cancel()
