@@ -8,6 +8,8 @@ from drd.api.schemas import (
     AuditList,
     HeartbeatIn,
     HeartbeatOut,
+    LeaseAskIn,
+    LeaseVoteOut,
     PolicyAccepted,
     Probe,
     RunList,
@@ -38,6 +40,8 @@ class DaemonContext(Protocol):
     def metrics(self) -> DaemonMetrics: ...
 
     def status(self, now: datetime) -> SiteStatus: ...
+
+    async def vote_on_lease(self, ask: LeaseAskIn) -> LeaseVoteOut: ...
 
     def liveness(self, now: datetime) -> Probe: ...
 

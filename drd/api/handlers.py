@@ -10,6 +10,7 @@ from drd.api.backup_handlers import BACKUP_ROUTES
 from drd.api.bodies import json_response
 from drd.api.errors import ApiError, invalid_body
 from drd.api.keys import CONTEXT, PRINCIPAL, ROUTES
+from drd.api.lease_handlers import LEASE_ROUTES
 from drd.api.openapi import openapi_document
 from drd.api.routes import Route
 from drd.api.runbook_handlers import RUNBOOK_ROUTES
@@ -160,4 +161,5 @@ ALL_ROUTES = [
           "This API's OpenAPI document"),
     *BACKUP_ROUTES,
     *RUNBOOK_ROUTES,
+    *LEASE_ROUTES,
 ]

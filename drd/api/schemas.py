@@ -19,6 +19,25 @@ class HeartbeatIn(_Body):
     ceph_health: str = Field(description="the caller's view of its own Ceph health")
 
 
+class LeaseAskIn(_Body):
+    group: str = Field(min_length=1, max_length=200,
+                       description="the protection group: <tenant>/<selection>")
+    candidate: str = Field(description="the site asking to hold (or renew) the lease; "
+                                       "the calling peer's own site")
+    epoch: int = Field(ge=1, description="the epoch it asks at; a takeover asks above the "
+                                         "current one")
+
+
+class LeaseVoteOut(_Body):
+    site: str = Field(description="the voting site")
+    answer: str = Field(description="granted or refused")
+    reason: str
+    holder: str | None = Field(description="whom the voter has promised the group to now")
+    epoch: int | None = Field(description="at which epoch")
+    remaining_seconds: float | None = Field(
+        description="how long the voter's promise still runs, on its own clock")
+
+
 class HeartbeatOut(_Body):
     site: str
     kind: SiteKind

@@ -87,6 +87,7 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                                       policies=lambda: policy_book.policies,
                                       reachable=runtime.peer_reachable)
     await runtime.runbooks.load(config)
+    await runtime.voter.load()
     probe = CephProbe(ClusterHandle(config.ceph.conf, config.ceph.client,
                                     CEPH_DEADLINE_SECONDS), CEPH_DEADLINE_SECONDS)
     peer_probes = PeerCephProbes()

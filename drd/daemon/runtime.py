@@ -19,6 +19,8 @@ from drd.api.schemas import (
     CephView,
     HeartbeatIn,
     HeartbeatOut,
+    LeaseAskIn,
+    LeaseVoteOut,
     PeerView,
     PolicyAccepted,
     Probe,
@@ -29,9 +31,11 @@ from drd.api.schemas import (
 from drd.api.tokens import TokenRegistry
 from drd.backup.service import BackupService
 from drd.daemon.backup_context import BackupContext
+from drd.daemon.lease_voter import LeaseVoter
 from drd.daemon.peer_detector import PeerSignals
 from drd.domain.access import Principal
 from drd.domain.failure_detector import PeerState, Signal
+from drd.domain.lease import Ask
 from drd.domain.peer_liveness import PeerObservation, judge_peer
 from drd.domain.site_config import SiteConfig
 from drd.replication.policies import PolicyBook
@@ -78,6 +82,8 @@ class SiteRuntime(BackupContext):
                                                   for p in loaded.config.peers}
         self.signals = PeerSignals(loaded.config.takeover.detector(),
                                    [p.name for p in loaded.config.peers])
+        self.voter = LeaseVoter(store, loaded.config.site.name,
+                                loaded.config.takeover.lease(), self.peer_lost)
 
     @property
     def config(self) -> SiteConfig:
@@ -101,6 +107,7 @@ class SiteRuntime(BackupContext):
                       for p in loaded.config.peers}
         self.signals.reconfigure(loaded.config.takeover.detector(),
                                  [p.name for p in loaded.config.peers])
+        self.voter.settings = loaded.config.takeover.lease()
 
     def peer_reachable(self, name: str) -> bool:
         """Whether peer `name` answered heartbeats recently enough to count as reachable."""
@@ -110,6 +117,10 @@ class SiteRuntime(BackupContext):
         beat = self.config.heartbeat
         return judge_peer(observation, datetime.now(UTC), beat.interval_seconds,
                           beat.lost_after_missed).reachable
+
+    def peer_lost(self, name: str) -> bool:
+        """This site's failure detector judges `name` lost."""
+        return self.signals.verdict(name).state is PeerState.LOST
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
@@ -185,6 +196,15 @@ class SiteRuntime(BackupContext):
         if not self.ceph.reachable:
             reasons.append(f"Ceph unreachable: {self.ceph.detail}")
         return Probe(ok=not reasons, reasons=reasons)
+
+    async def vote_on_lease(self, ask: LeaseAskIn) -> LeaseVoteOut:
+        result = await self.voter.answer(ask.group, Ask(ask.candidate, ask.epoch))
+        promise = result.promise
+        return LeaseVoteOut(site=self.config.site.name, answer=result.answer.value,
+                            reason=result.reason,
+                            holder=promise.holder if promise else None,
+                            epoch=promise.epoch if promise else None,
+                            remaining_seconds=self.voter.remaining(ask.group))
 
     def receive_heartbeat(self, beat: HeartbeatIn, now: datetime) -> HeartbeatOut:
         if beat.site in self.peers:

@@ -5,6 +5,7 @@ resumed, it is alive again."""
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -24,6 +25,10 @@ def peer_of(lab: LabDescription, site: str, peer: str) -> dict[str, Any]:
     return found
 
 
+def sees(lab: LabDescription, site: str, peer: str, state: str) -> bool:
+    return bool(peer_of(lab, site, peer)["detector"] == state)
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
     started = time.monotonic()
     while not check():
@@ -35,8 +40,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
 def test_a_peer_is_lost_only_when_its_daemon_and_its_ceph_both_fail(
         lab: LabDescription) -> None:
     for site, peer in (("a", "b"), ("a", "c"), ("b", "a"), ("c", "a")):
-        wait_for(lambda site=site, peer=peer: peer_of(lab, site, peer)["detector"] == "alive",
-                 30, f"{site} sees {peer} alive")
+        wait_for(partial(sees, lab, site, peer, "alive"), 30, f"{site} sees {peer} alive")
         assert peer_of(lab, site, peer)["ceph_probe"].startswith(f"quorum 1/1 ({peer})")
 
     with frozen(pids(lab.dir, "c", {DaemonRole.DRD})):

@@ -16,6 +16,8 @@ from drd.api.schemas import (
     CephView,
     HeartbeatIn,
     HeartbeatOut,
+    LeaseAskIn,
+    LeaseVoteOut,
     PolicyAccepted,
     Probe,
     RunList,
@@ -49,6 +51,7 @@ class FakeDaemon:
 
     audits: list[tuple[str, str, str]] = field(default_factory=list)
     beats: list[HeartbeatIn] = field(default_factory=list)
+    asks: list[LeaseAskIn] = field(default_factory=list)
     policies: dict[str, str] = field(default_factory=dict)
     tokens: TokenRegistry = field(default_factory=lambda: TokenRegistry((
         TokenEntry(name="ops", role="operator", sha256=hash_token(TOKENS["operator"])),
@@ -69,6 +72,11 @@ class FakeDaemon:
 
     def readiness(self, now: datetime) -> Probe:
         return Probe(ok=False, reasons=["Ceph not probed yet"])
+
+    async def vote_on_lease(self, ask: LeaseAskIn) -> LeaseVoteOut:
+        self.asks.append(ask)
+        return LeaseVoteOut(site="a", answer="granted", reason="first holder",
+                            holder=ask.candidate, epoch=ask.epoch, remaining_seconds=6.0)
 
     def receive_heartbeat(self, beat: HeartbeatIn, now: datetime) -> HeartbeatOut:
         self.beats.append(beat)
@@ -195,6 +203,22 @@ async def test_a_peer_token_cannot_speak_for_another_site(
                                json=beat | {"site": "b", "kind": "same-city"})
     assert honest.status == 200
     assert [b.site for b in daemon.beats] == ["b"]
+
+
+async def test_a_peer_asks_for_a_lease_in_its_own_name_only(
+        daemon_and_client: tuple[FakeDaemon, Client]) -> None:
+    daemon, client = daemon_and_client
+    ask = {"group": "water/db", "candidate": "c", "epoch": 2}
+    spoofed = await client.post("/v1/peers/lease", headers=bearer("peer"), json=ask)
+    assert spoofed.status == 403
+    bad = await client.post("/v1/peers/lease", headers=bearer("peer"),
+                            json=ask | {"candidate": "b", "epoch": 0})
+    assert bad.status == 400
+    assert (await bad.json())["error"]["details"]["problems"][0]["field"] == "epoch"
+    honest = await client.post("/v1/peers/lease", headers=bearer("peer"),
+                               json=ask | {"candidate": "b"})
+    assert honest.status == 200 and (await honest.json())["answer"] == "granted"
+    assert [(a.group, a.candidate, a.epoch) for a in daemon.asks] == [("water/db", "b", 2)]
 
 
 async def test_probes_and_metrics_are_open_and_everything_else_is_not(

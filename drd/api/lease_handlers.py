@@ -1,0 +1,30 @@
+"""The lease route: a peer site asks this site's voter to promise it a protection group's
+lease, to renew it or to take it over (drd.domain.lease decides)."""
+
+from aiohttp import web
+
+from drd.api.bodies import json_response, read_body
+from drd.api.errors import ApiError
+from drd.api.keys import CONTEXT, PRINCIPAL
+from drd.api.routes import Route
+from drd.api.schemas import LeaseAskIn, LeaseVoteOut
+from drd.domain.access import Access
+
+
+async def ask_lease(request: web.Request) -> web.Response:
+    ask = await read_body(request, LeaseAskIn)
+    principal = request[PRINCIPAL]
+    # A peer token speaks for one site only: site-b cannot ask in site c's name.
+    if principal is None or principal.name != f"site-{ask.candidate}":
+        caller = principal.name if principal else "anonymous"
+        raise ApiError(403, "forbidden",
+                       f"token {caller} may not ask for a lease for site {ask.candidate}")
+    return json_response(await request.app[CONTEXT].vote_on_lease(ask))
+
+
+LEASE_ROUTES = [
+    Route("POST", "/v1/peers/lease", ask_lease, Access.PEER,
+          "A peer site asks this site to promise it a protection group's lease (first "
+          "holder, renewal or takeover); a new promise is stored before the answer",
+          request_model=LeaseAskIn, response_model=LeaseVoteOut),
+]
