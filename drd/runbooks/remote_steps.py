@@ -14,7 +14,9 @@ when every mirrored image of that pool is primary there (the peer serves the who
 pool: re-pointed while other tenants' images stay primary on the old site, those
 would lose their remote copy instead); waits until the remote's rbd-mirror has
 reported on its copies since; resyncs those it cannot link; and proves by data that
-the primary replicates to the remote (a probe, as `verify_replication`).
+the primary replicates to the remote (a probe, as `verify_replication`). Copies of a
+pool it re-pointed are resynced at once, without waiting for their reports: every one
+measured needed it.
 
 A journal copy resynced once from b is still registered at a under the id it had
 before: back on a, Ceph 16.2.15 reports it "split-brain detected" whatever is done at
@@ -33,18 +35,19 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from drd.ceph import journal_registrations, rbd_images, rbd_mirror_setup, rbd_promotion
+from drd.ceph import rbd_images, rbd_mirror_setup, rbd_promotion
 from drd.domain.rbd_step_decisions import (
     Act,
     Decision,
     MirrorStatus,
     follow_decision,
-    registration_stale,
+    repointed_decision,
 )
 from drd.domain.replication_plan import ImageRef
 from drd.domain.runbook_steps import AnyStep, FollowParams
 from drd.domain.site import SiteKind
 from drd.runbooks.image_work import grouped, params_of
+from drd.runbooks.remote_registrations import clear_stale_registrations
 from drd.runbooks.site_images import SiteImage, images_on, namespaces_of, on_site
 from drd.runbooks.step_api import StepContext, StepFailed, for_each
 from drd.runbooks.verify_steps import prove_by_probe
@@ -101,15 +104,20 @@ class RbdRemoteFollow:
                 time.monotonic() - started, 3)
 
         resynced: dict[str, dict[ImageRef, datetime]] = {}
+        pools = sorted({image.ref.pool for image in images})
         for remote in remotes:
-            repointed = [await _repoint(context, remote, primary, pool)
-                         for pool in sorted({image.ref.pool for image in images})]
+            repointed = [pool for pool in pools
+                         if await _repoint(context, remote, primary, pool)]
             mark("re-pointed")
-            if any(repointed):
+            decisions: dict[ImageRef, Decision] = {}
+            if repointed:
+                decisions |= await _repointed_decisions(context, remote, repointed)
                 await _restart_replayer(context, remote)
                 mark("rbd-mirror restarted")
-            decisions = await _settled_decisions(context, remote, images, since)
-            mark("every copy reported")
+            unchanged = [image for image in images if image.ref.pool not in repointed]
+            if unchanged:  # already pulling from the primary: resync only what cannot link
+                decisions |= await _settled_decisions(context, remote, unchanged, since)
+                mark("every copy reported")
             resynced[remote] = await _resync(context, remote, primary, decisions)
             mark("resyncs requested")
         proving = asyncio.create_task(prove_by_probe(context, primary, images, remotes))
@@ -243,6 +251,22 @@ async def _settled_decisions(context: StepContext, remote: str, images: list[Sit
         raise
 
 
+async def _repointed_decisions(context: StepContext, remote: str, pools: list[str]
+                               ) -> dict[ImageRef, Decision]:
+    """Every mirrored copy of the re-pointed pools, resynced at once; StepFailed if one
+    is primary on the remote (repointed_decision says why)."""
+    decisions: dict[ImageRef, Decision] = {}
+    for pool in pools:
+        copies = await on_site(context, remote, _mirrored_reader(pool),
+                               f"listing the mirrored copies of pool {pool}")
+        decisions |= {ref: repointed_decision(here) for ref, here in copies.items()}
+    refused = {ref: d for ref, d in decisions.items() if d.act is Act.REFUSE}
+    if refused:
+        raise StepFailed(f"{remote} cannot follow: "
+                         + "; ".join(grouped({r: d.reason for r, d in refused.items()})))
+    return decisions
+
+
 async def _decisions(context: StepContext, remote: str, pool: str,
                      since: datetime) -> dict[ImageRef, Decision]:
     return {ref: follow_decision(primary_here, status, since)
@@ -326,55 +350,9 @@ async def _resync(context: StepContext, remote: str, primary: str,
     now = context.now()
     # Only now: unregistered first, the remote could register its copy again and
     # replay on from the primary's position before it sees the resync.
-    await _clear_stale_registrations(context, remote, primary, refs)
+    await clear_stale_registrations(context, remote, primary, refs)
     return dict.fromkeys(refs, now)
 
 
-async def _clear_stale_registrations(context: StepContext, remote: str, primary: str,
-                                     refs: list[ImageRef]) -> None:
-    """Unregister the remote's rbd-mirror from the primary's journal of each copy whose
-    registration names a copy the remote no longer holds (see journal_registrations)."""
-    if not refs:
-        return
-    out = context.output
-    client_ids = {pool: await on_site(context, remote, _uuid_reader(pool),
-                                      f"reading the mirror uuid of pool {pool}")
-                  for pool in sorted({ref.pool for ref in refs})}
-    copies: dict[ImageRef, str] = {}
-    for (pool, namespace), group in namespaces_of(refs).items():
-        ids = await on_site(context, remote, _ids_reader(pool, namespace),
-                            f"listing the copies in {pool}/{namespace}")
-        copies |= {ref: ids[ref.name] for ref in group if ref.name in ids}
-    handle = context.sites.cluster(primary)
-    registered = await for_each(refs, lambda ref: handle.run(
-        lambda cluster: journal_registrations.registered_copy(cluster, ref,
-                                                              client_ids[ref.pool])))
-    unreadable = [f"{ref}: {got}" for ref, got in zip(refs, registered, strict=True)
-                  if isinstance(got, BaseException)]
-    if unreadable:
-        out.say(f"WARNING: {remote}'s journal registrations on {primary} not read for "
-                f"{len(unreadable)} copies: " + "; ".join(unreadable))
-    stale = [ref for ref, got in zip(refs, registered, strict=True)
-             if not isinstance(got, BaseException)
-             and registration_stale(got, copies.get(ref))]
-    results = await for_each(stale, lambda ref: handle.run(
-        lambda cluster: journal_registrations.unregister(cluster, ref, client_ids[ref.pool])))
-    failed = [f"{ref}: {result}" for ref, result in zip(stale, results, strict=True)
-              if isinstance(result, BaseException)]
-    if failed:
-        raise StepFailed(f"unregistering {remote}'s stale journal clients on {primary} "
-                         f"failed for {len(failed)} copies: " + "; ".join(failed))
-    if stale:
-        out.facts.setdefault("stale_registrations_cleared", {}).setdefault(
-            remote, []).extend(str(ref) for ref in stale)
-        out.say(f"{primary}'s journal still registered {remote} with an earlier copy of "
-                f"{len(stale)} image(s), which no resync cures on Ceph 16.2.15: "
-                f"unregistered, so {remote} registers its copy anew and resyncs it")
-
-
-def _uuid_reader(pool: str) -> Callable[[Any], str]:
-    return lambda cluster: journal_registrations.mirror_uuid(cluster, pool)
-
-
-def _ids_reader(pool: str, namespace: str) -> Callable[[Any], dict[str, str]]:
-    return lambda cluster: rbd_images.image_ids_by_name(cluster, pool, namespace)
+def _mirrored_reader(pool: str) -> Callable[[Any], dict[ImageRef, bool]]:
+    return lambda cluster: rbd_mirror_setup.mirrored_images(cluster, pool)

@@ -39,7 +39,7 @@ class VerifyReplication:
         replicas = [context.site(replica) for replica in params.replicas]
         images = await images_on(context, primary)
         snapshot = sum(1 for image in images if image.mode is MirrorMode.SNAPSHOT)
-        lines = [f"write probe {PROBE_KEY} into {len(images)} image(s) on {primary} "
+        lines = [f"write a probe ({PROBE_KEY}.<nonce>) into {len(images)} image(s) on {primary} "
                  f"({snapshot} in snapshot mode, each then mirror-snapshotted) and wait "
                  f"until {', '.join(replicas)} show it"]
         return lines + grouped({image.ref: f"{_why_unfit(image)} on {primary} now"
@@ -74,14 +74,17 @@ async def prove_by_probe(context: StepContext, primary: str, images: list[SiteIm
     """Write a fresh probe into every image on the primary, wait until every replica
     shows it, remove it; when the last copy showed it. Facts and output say how long."""
     nonce = f"run-{context.run_id}-{secrets.token_hex(8)}"
+    # A key of its own, so that two steps proving at once (the same-city and the remote
+    # site's replication) never overwrite each other's probe.
+    key = f"{PROBE_KEY}.{nonce}"
     out = context.output
-    out.facts["probe"] = {"key": PROBE_KEY, "value": nonce}
+    out.facts["probe"] = {"key": key, "value": nonce}
     written_at = context.now()
     try:
-        await _write_probes(context, primary, images, nonce)
-        arrived = await _wait_for_probes(context, images, replicas, nonce)
+        await _write_probes(context, primary, images, key, nonce)
+        arrived = await _wait_for_probes(context, images, replicas, key, nonce)
     finally:
-        await _remove_probes(context, primary, images)
+        await _remove_probes(context, primary, images, key)
     protected_at = max(arrived.values(), default=context.now())
     out.facts["protected_at"] = protected_at.isoformat()
     for replica in replicas:
@@ -106,12 +109,12 @@ def _unfit(images: list[SiteImage], primary: str) -> list[str]:
 
 
 async def _write_probes(context: StepContext, primary: str, images: list[SiteImage],
-                        nonce: str) -> None:
+                        key: str, nonce: str) -> None:
     handle = context.sites.cluster(primary)
 
     def write(image: SiteImage) -> None:
         def call(cluster: Any) -> None:
-            rbd_metadata.set_metadata(cluster, image.ref, PROBE_KEY, nonce)
+            rbd_metadata.set_metadata(cluster, image.ref, key, nonce)
             if image.mode is MirrorMode.SNAPSHOT:
                 rbd_promotion.take_mirror_snapshot(cluster, image.ref)
         handle.run(call)
@@ -123,7 +126,7 @@ async def _write_probes(context: StepContext, primary: str, images: list[SiteIma
 
 
 async def _wait_for_probes(context: StepContext, images: list[SiteImage], replicas: list[str],
-                           nonce: str) -> dict[tuple[str, ImageRef], datetime]:
+                           key: str, nonce: str) -> dict[tuple[str, ImageRef], datetime]:
     """When each replica first showed the nonce on each image; polls until all have."""
     arrived: dict[tuple[str, ImageRef], datetime] = {}
     seen: dict[tuple[str, ImageRef], str] = {}
@@ -131,7 +134,7 @@ async def _wait_for_probes(context: StepContext, images: list[SiteImage], replic
         while True:
             for replica in replicas:
                 pending = [image.ref for image in images if (replica, image.ref) not in arrived]
-                for ref, value in (await _probe_values(context, replica, pending)).items():
+                for ref, value in (await _probe_values(context, replica, pending, key)).items():
                     seen[(replica, ref)] = value
                     if value == nonce:
                         arrived[(replica, ref)] = context.now()
@@ -147,7 +150,7 @@ async def _wait_for_probes(context: StepContext, images: list[SiteImage], replic
         raise
 
 
-async def _probe_values(context: StepContext, site: str, refs: list[ImageRef]
+async def _probe_values(context: StepContext, site: str, refs: list[ImageRef], key: str
                         ) -> dict[ImageRef, str]:
     """The probe value each image's copy on `site` shows now ("no copy", "unset", or
     the value)."""
@@ -157,8 +160,7 @@ async def _probe_values(context: StepContext, site: str, refs: list[ImageRef]
                  group: list[ImageRef] = group) -> dict[ImageRef, str]:
             ids = rbd_images.image_ids_by_name(cluster, pool, namespace)
             values = rbd_metadata.metadata_values(
-                cluster, pool, namespace, [ids[r.name] for r in group if r.name in ids],
-                PROBE_KEY)
+                cluster, pool, namespace, [ids[r.name] for r in group if r.name in ids], key)
             shown: dict[ImageRef, str] = {}
             for ref in group:
                 value = values.get(ids[ref.name]) if ref.name in ids else "no copy"
@@ -169,15 +171,16 @@ async def _probe_values(context: StepContext, site: str, refs: list[ImageRef]
     return found
 
 
-async def _remove_probes(context: StepContext, primary: str, images: list[SiteImage]) -> None:
+async def _remove_probes(context: StepContext, primary: str, images: list[SiteImage],
+                         key: str) -> None:
     """Leave the primary as the step found it; a probe left behind is harmless, so a
     failure here is said, not raised."""
     handle = context.sites.cluster(primary)
     results = await for_each(images, lambda image: handle.run(
-        lambda cluster: rbd_metadata.remove_metadata(cluster, image.ref, PROBE_KEY)))
+        lambda cluster: rbd_metadata.remove_metadata(cluster, image.ref, key)))
     failed = failed_images(images, results)
     if failed:
-        context.output.say(f"could not remove the probe {PROBE_KEY} from {len(failed)} "
+        context.output.say(f"could not remove the probe {key} from {len(failed)} "
                            f"image(s) on {primary}: " + "; ".join(failed))
 
 
