@@ -1,6 +1,7 @@
 """Request and response bodies of the API, as pydantic models (they feed OpenAPI too)."""
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,6 +78,21 @@ class PeerView(_Body):
                                                     "Ceph: quorum and a RADOS round trip")
 
 
+class LeaseView(_Body):
+    group: str = Field(description="<tenant>/<selection> with takeover: automatic")
+    holder: str | None = Field(description="the site this site's voter promised it to")
+    epoch: int | None
+    remaining_seconds: float | None = Field(description="how long that promise runs here")
+    move: str = Field(description="this site's last move: claim, renew, take over, wait, "
+                                  "stay")
+    reason: str
+    fenced: str = Field(default="", description="when and why this site demoted its "
+                                                "images of the group, if it did")
+    takeover: dict[str, Any] = Field(default_factory=dict,
+                                     description="the last takeover by this site, with "
+                                                 "its run and report")
+
+
 class SiteStatus(_Body):
     site: str
     kind: SiteKind
@@ -94,6 +110,9 @@ class SiteStatus(_Body):
     object_sync: list[str] = Field(
         default_factory=list, description="whether this site measures bucket sync, and "
                                           "each destination zone's sync verdicts")
+    leases: list[LeaseView] = Field(
+        default_factory=list, description="every group with automatic takeover: its lease "
+                                          "as this site sees it")
 
 
 class PolicyAccepted(_Body):

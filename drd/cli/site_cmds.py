@@ -97,6 +97,20 @@ def _print_status(result: SiteStatus) -> None:
                   f"WARN[/] (details: drd rpo)", highlight=False)
     for line in result.object_sync:
         console.print(f"object sync: {line}", highlight=False)
+    for lease in result.leases:
+        held = (f"{lease.holder} at epoch {lease.epoch}, {lease.remaining_seconds:.1f} s left "
+                f"here" if lease.holder and lease.remaining_seconds is not None else "nobody")
+        console.print(f"lease {lease.group}: {held}; {lease.move}: {lease.reason}",
+                      highlight=False)
+        if lease.fenced:
+            console.print(f"[bold red]  fenced:[/] {lease.fenced}", highlight=False)
+        if lease.takeover:
+            taken = lease.takeover
+            report = taken.get("report") or {}
+            console.print(f"  last takeover: from {taken.get('from')} at epoch "
+                          f"{taken.get('epoch')}, run {taken.get('run', '-')} "
+                          f"{taken.get('run_state', 'running' if taken.get('running') else '')}"
+                          f", rto {report.get('rto_seconds', '-')} s", highlight=False)
     for problem in result.policy_problems:
         console.print(f"[bold red]policy refused:[/] {problem}", highlight=False)
 

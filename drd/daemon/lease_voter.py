@@ -68,3 +68,16 @@ class LeaseVoter:
             if granted is not None:
                 self._promises[group] = granted
             return result
+
+    async def adopt(self, group: str, holder: str, epoch: int) -> None:
+        """Learn from a peer that `holder` holds `group` at a newer `epoch` (this site
+        was away when it took over): stored, and promised here from now on."""
+        async with self._lock:
+            promise = self._promises.get(group)
+            if promise is not None and promise.epoch >= epoch:
+                return
+            await asyncio.to_thread(self._store.accept_epoch, group, epoch=epoch,
+                                    primary=holder, now=datetime.now(UTC), by=self.site)
+            self._promises[group] = Promise(holder, epoch, self._clock() + self.settings.ttl)
+            log.warning("lease: a newer epoch learnt from a peer", group=group, holder=holder,
+                        epoch=epoch)

@@ -32,6 +32,7 @@ from drd.daemon.peer_detector import PeerCephProbes, peer_ceph_loop
 from drd.daemon.runtime import LoadedConfig, SiteRuntime
 from drd.daemon.sd_notify import SystemdNotifier
 from drd.daemon.supervisor import supervised
+from drd.daemon.takeover_service import TakeoverService
 from drd.domain.access import Principal, RoleKind
 from drd.domain.site_config import SiteConfig
 from drd.replication.bucket_sync import BucketSyncService, ZonePeer
@@ -91,6 +92,9 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     probe = CephProbe(ClusterHandle(config.ceph.conf, config.ceph.client,
                                     CEPH_DEADLINE_SECONDS), CEPH_DEADLINE_SECONDS)
     peer_probes = PeerCephProbes()
+    runtime.takeover = takeover = TakeoverService(
+        config, runtime.voter, runtime.signals, runtime.runbooks,
+        ClusterHandle(config.ceph.conf, config.ceph.client, CEPH_DEADLINE_SECONDS))
     signals = _install_signal_handlers()
     runner = web.AppRunner(create_app(runtime), shutdown_timeout=options.drain_seconds,
                            access_log=None)
@@ -108,6 +112,9 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                     "heartbeat", lambda: heartbeat_loop(runtime, session), metrics)),
                 group.create_task(supervised(
                     "ceph-probe", lambda: ceph_probe_loop(runtime, probe), metrics)),
+                group.create_task(supervised(
+                    "takeover", lambda: takeover.loop(session, lambda: runtime.config,
+                                                      lambda: policy_book.policies), metrics)),
                 group.create_task(supervised(
                     "peer-ceph", lambda: peer_ceph_loop(runtime, runtime.signals, peer_probes),
                     metrics)),
@@ -135,6 +142,7 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
         await runtime.runbooks.close()  # runs stay open in the journal, to be resumed
         probe.close()
         peer_probes.close()
+        takeover.close()
         replication.close()
         await asyncio.to_thread(store.close)
     log.info("stopped")

@@ -20,6 +20,7 @@ from drd.api.schemas import (
     HeartbeatIn,
     HeartbeatOut,
     LeaseAskIn,
+    LeaseView,
     LeaseVoteOut,
     PeerView,
     PolicyAccepted,
@@ -33,6 +34,7 @@ from drd.backup.service import BackupService
 from drd.daemon.backup_context import BackupContext
 from drd.daemon.lease_voter import LeaseVoter
 from drd.daemon.peer_detector import PeerSignals
+from drd.daemon.takeover_service import TakeoverService
 from drd.domain.access import Principal
 from drd.domain.failure_detector import PeerState, Signal
 from drd.domain.lease import Ask
@@ -84,6 +86,7 @@ class SiteRuntime(BackupContext):
                                    [p.name for p in loaded.config.peers])
         self.voter = LeaseVoter(store, loaded.config.site.name,
                                 loaded.config.takeover.lease(), self.peer_lost)
+        self.takeover: TakeoverService | None = None
 
     @property
     def config(self) -> SiteConfig:
@@ -170,7 +173,22 @@ class SiteRuntime(BackupContext):
             config_loaded_at=self.loaded.loaded_at, ceph=self.ceph,
             peers=self.peer_views(now), rpo_breaches=rpo.breaches, rpo_warnings=rpo.warnings,
             policy_problems=[issue.render() for issue in self.policy_book.issues],
-            object_sync=self._object_sync_lines())
+            object_sync=self._object_sync_lines(), leases=self._lease_views())
+
+    def _lease_views(self) -> list[LeaseView]:
+        if self.takeover is None:
+            return []
+        views = []
+        for group, state in sorted(self.takeover.groups.items()):
+            promise = self.voter.promise(group)
+            views.append(LeaseView(
+                group=group, holder=promise.holder if promise else None,
+                epoch=promise.epoch if promise else None,
+                remaining_seconds=self.voter.remaining(group),
+                move=state.last.move.value if state.last else "",
+                reason=state.last.reason if state.last else "not decided yet",
+                fenced=state.fenced, takeover=state.takeover))
+        return views
 
     def _object_sync_lines(self) -> list[str]:
         objects = self.policy_book.objects

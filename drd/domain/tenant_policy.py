@@ -161,6 +161,11 @@ def _unique_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
     return globs
 
 
+class TakeoverMode(StrEnum):
+    MANUAL = "manual"
+    AUTOMATIC = "automatic"
+
+
 class BlockSelection(_Section):
     """RBD images chosen by pool, namespace and name globs, and where they are mirrored."""
 
@@ -188,11 +193,21 @@ class BlockSelection(_Section):
         default=None, description="Mirroring to the remote site; optional, but a "
                                   "selection needs same_city, remote or both.",
         examples=[_REMOTE_EXAMPLE])
+    takeover: TakeoverMode = Field(
+        default=TakeoverMode.MANUAL,
+        description="automatic: the same-city site takes these images over by itself when "
+                    "production is lost, guarded by the lease, the quorum and the witness "
+                    "site; manual (the default): only an operator's `drd failover` moves "
+                    "them. A takeover by the remote site always needs an operator.",
+        examples=["automatic"])
 
     @model_validator(mode="after")
     def _has_a_destination(self) -> "BlockSelection":
         if self.same_city is None and self.remote is None:
             raise ValueError("protects nothing: add a destination, same_city, remote or both")
+        if self.takeover is TakeoverMode.AUTOMATIC and self.same_city is None:
+            raise ValueError("takeover: automatic needs a same_city destination, the site "
+                             "that takes over")
         return self
 
     @property

@@ -16,6 +16,10 @@ from drd.runbooks.step_api import StepFailed
 
 # A runbook step may wait on a cluster that is going away; it must not hang on it.
 CEPH_DEADLINE_SECONDS = 10.0
+# For a site whose drd the heartbeats say is lost: its Ceph is most likely gone too, and
+# a forced promotion must not spend 10 s finding that out (the failover's RTO did, in the
+# lab); a live cluster on the same network still answers well within it.
+LOST_SITE_DEADLINE_SECONDS = 3.0
 
 
 class ConfiguredSites:
@@ -25,16 +29,19 @@ class ConfiguredSites:
                  reachable: Callable[[str], bool] = lambda _site: True) -> None:
         self._config = config
         self._reachable = reachable
-        self._handles: dict[str, ClusterHandle] = {}
+        self._handles: dict[tuple[str, float], ClusterHandle] = {}
 
     def ceph_conf(self, site: str) -> str:
         return str(self._conf(site))
 
     def cluster(self, site: str) -> ClusterHandle:
-        if site not in self._handles:
-            self._handles[site] = ClusterHandle(self._conf(site), self._config.ceph.client,
-                                                CEPH_DEADLINE_SECONDS)
-        return self._handles[site]
+        deadline = (CEPH_DEADLINE_SECONDS if self.peer_reachable(site)
+                    else LOST_SITE_DEADLINE_SECONDS)
+        key = (site, deadline)
+        if key not in self._handles:
+            self._handles[key] = ClusterHandle(self._conf(site), self._config.ceph.client,
+                                               deadline)
+        return self._handles[key]
 
     def kind(self, site: str) -> SiteKind:
         """The site's fixed kind (production, same-city, remote), from the config."""

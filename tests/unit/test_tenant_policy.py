@@ -167,7 +167,7 @@ def test_a_policy_with_many_mistakes_reports_every_one_at_its_line(tmp_path: Pat
         f"be a duration such as 30s, 5m, 1h30m or 2d (units d, h, m, s, largest first), or "
         f"a whole number of seconds",
         f"{path}:22: protection.block[1].colour: unknown key 'colour' is not allowed; allowed "
-        f"keys here: name, pool, namespace, images, same_city, remote",
+        f"keys here: name, pool, namespace, images, same_city, remote, takeover",
         f"{path}:26: protection.block[2].images: 'log-*' is listed twice; list each glob once",
         f"{path}:30: protection.block[2].remote.rpo_target: 1m is shorter than the interval "
         f"5m, so it can never be met: in snapshot mode the peer's newest data is up to one "

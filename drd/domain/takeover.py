@@ -1,0 +1,57 @@
+"""What this site does next about one protection group's lease. Pure.
+
+Each round, every site decides for every group whose policy sets `takeover: automatic`:
+the site whose images are primary claims the lease when nobody holds it yet; the holder
+renews it; the same-city site takes it over only once its own failure detector judges
+the holder lost *and* its own promise to the holder has run out (the witness's vote,
+asked next, checks the same on the witness's side). Nobody else moves: the remote site
+never takes over by itself (with a and b lost it could not win a majority anyway), and a
+site that took over never hands back by itself; a failback is an operator's decision.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from drd.domain.failure_detector import PeerState
+from drd.domain.lease import Promise
+from drd.domain.site import SiteKind
+
+
+class Move(StrEnum):
+    CLAIM = "claim"  # first holder: ask for epoch 1 (or the stored one)
+    RENEW = "renew"
+    TAKE_OVER = "take over"
+    WAIT = "wait"  # the holder is lost, but its lease still runs here
+    STAY = "stay"  # nothing to do
+
+
+@dataclass(frozen=True)
+class NextMove:
+    move: Move
+    reason: str
+    epoch: int | None = None  # the epoch to ask at, for claim, renew and take over
+
+
+def next_move(site: str, kind: SiteKind, promise: Promise | None, *, primary_here: bool,
+              holder_state: PeerState | None, remaining: float | None) -> NextMove:
+    """`promise` is this site's own voter's; `holder_state` its detector's verdict on the
+    holder; `remaining` how long its own promise to the holder still runs."""
+    if promise is None:
+        if primary_here:
+            return NextMove(Move.CLAIM, "the images are primary here and nobody holds the "
+                                        "lease yet", 1)
+        return NextMove(Move.STAY, "nobody holds the lease yet; the primary site claims it")
+    if promise.holder == site:
+        return NextMove(Move.RENEW, f"this site holds epoch {promise.epoch}", promise.epoch)
+    if kind is not SiteKind.SAME_CITY:
+        return NextMove(Move.STAY, f"{promise.holder} holds epoch {promise.epoch}; only the "
+                                   f"same-city site takes over by itself")
+    if holder_state is not PeerState.LOST:
+        state = holder_state.value if holder_state else "unknown"
+        return NextMove(Move.STAY, f"{promise.holder} holds epoch {promise.epoch} and is "
+                                   f"{state}")
+    if remaining is not None and remaining > 0:
+        return NextMove(Move.WAIT, f"{promise.holder} is lost; its lease runs "
+                                   f"{remaining:.1f} s more here")
+    return NextMove(Move.TAKE_OVER, f"{promise.holder} is lost and its lease ran out",
+                    promise.epoch + 1)

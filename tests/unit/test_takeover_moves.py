@@ -1,0 +1,40 @@
+"""Who moves about a group's lease, and when."""
+
+from drd.domain.failure_detector import PeerState
+from drd.domain.lease import Promise
+from drd.domain.site import SiteKind
+from drd.domain.takeover import Move, NextMove, next_move
+
+TO_A = Promise("a", 4, until=100.0)
+KINDS = {"a": SiteKind.PRODUCTION, "b": SiteKind.SAME_CITY, "c": SiteKind.REMOTE}
+
+
+def move(site: str, promise: Promise | None, *, primary: bool = False,
+         holder: PeerState | None = None, remaining: float | None = None) -> NextMove:
+    return next_move(site, KINDS[site], promise, primary_here=primary, holder_state=holder,
+                     remaining=remaining)
+
+
+def test_the_primary_site_claims_an_unheld_lease_and_the_others_wait_for_it() -> None:
+    claim = move("a", None, primary=True)
+    assert (claim.move, claim.epoch) == (Move.CLAIM, 1)
+    assert move("b", None).move is Move.STAY
+
+
+def test_the_holder_renews_at_its_epoch() -> None:
+    renew = move("a", TO_A, primary=True, remaining=3.0)
+    assert (renew.move, renew.epoch) == (Move.RENEW, 4)
+
+
+def test_the_same_city_site_takes_over_a_lost_holder_once_its_lease_ran_out() -> None:
+    assert move("b", TO_A, holder=PeerState.SUSPECT, remaining=0.0).move is Move.STAY
+    assert move("b", TO_A, holder=PeerState.LOST, remaining=2.5).move is Move.WAIT
+    take = move("b", TO_A, holder=PeerState.LOST, remaining=0.0)
+    assert (take.move, take.epoch) == (Move.TAKE_OVER, 5)
+
+
+def test_the_remote_site_and_a_returning_production_never_take_over() -> None:
+    to_b = Promise("b", 5, until=100.0)
+    assert move("c", to_b, holder=PeerState.LOST, remaining=0.0).move is Move.STAY
+    back = move("a", to_b, primary=True, holder=PeerState.LOST, remaining=0.0)
+    assert back.move is Move.STAY and "only the same-city site" in back.reason
