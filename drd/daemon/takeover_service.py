@@ -63,6 +63,7 @@ class TakeoverService:
         self.groups: dict[str, GroupState] = {}
         self._started = time.monotonic()
         self._runs: set[asyncio.Task[None]] = set()  # takeover runs being followed
+        self._by_tenant: dict[str, dict[str, Any]] = {}  # the last takeover of each tenant
 
     def update(self, config: SiteConfig, policies: dict[str, TenantPolicy]) -> None:
         """The groups to lease, from the policies in force (automatic takeover only)."""
@@ -148,12 +149,18 @@ class TakeoverService:
             return
         verdict = self._signals.verdict(lost)
         state.held_until, state.held_since = None, None
-        state.takeover = {"group": group, "from": lost, "epoch": decided.epoch,
-                          "granted_by": granted, "running": True,
-                          "lost_since": verdict.since.isoformat() if verdict.since else None,
-                          "promised_at": datetime.now(UTC).isoformat()}
         log.warning("taking over", group=group, lost=lost, epoch=decided.epoch,
                     granted_by=granted)
+        running = self._by_tenant.get(state.tenant)
+        if running is not None and running.get("running"):
+            # One failover run moves the whole tenant: this group joins it.
+            running["groups"].append(group)
+            state.takeover = running
+            return
+        state.takeover = self._by_tenant[state.tenant] = {
+            "groups": [group], "from": lost, "epoch": decided.epoch, "granted_by": granted,
+            "running": True, "lost_since": verdict.since.isoformat() if verdict.since else None,
+            "promised_at": datetime.now(UTC).isoformat()}
         self._runs.add(task := asyncio.create_task(self._run_failover(state, lost)))
         task.add_done_callback(self._runs.discard)
 
@@ -172,7 +179,7 @@ class TakeoverService:
             record["report"] = view.report
         except Exception as error:  # recorded and shown; an operator takes it from here
             record["error"] = str(error)
-            log.error("takeover run failed", group=record.get("group"), error=str(error))
+            log.error("takeover run failed", groups=record.get("groups"), error=str(error))
         finally:
             record["running"] = False
 
@@ -224,6 +231,7 @@ class TakeoverService:
         refs = await self._own_primaries(state.block)
         log.error("fencing: demoting this site's images of the group", group=group,
                   images=len(refs), reason=why)
+        state.fenced = f"fencing ({len(refs)} image(s) to demote): {why}"
         failed = []
         for ref in refs:
             try:
