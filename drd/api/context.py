@@ -9,6 +9,7 @@ from drd.api.schemas import (
     HeartbeatIn,
     HeartbeatOut,
     LeaseAskIn,
+    LeaseReleaseIn,
     LeaseVoteOut,
     PolicyAccepted,
     Probe,
@@ -42,6 +43,8 @@ class DaemonContext(Protocol):
     def status(self, now: datetime) -> SiteStatus: ...
 
     async def vote_on_lease(self, ask: LeaseAskIn) -> LeaseVoteOut: ...
+
+    async def release_lease(self, released: LeaseReleaseIn) -> LeaseVoteOut: ...
 
     def liveness(self, now: datetime) -> Probe: ...
 

@@ -29,6 +29,12 @@ class LeaseAskIn(_Body):
                                          "current one")
 
 
+class LeaseReleaseIn(_Body):
+    group: str = Field(min_length=1, max_length=200)
+    holder: str = Field(description="the releasing site: the calling peer's own site")
+    epoch: int = Field(ge=1, description="the epoch it held")
+
+
 class LeaseVoteOut(_Body):
     site: str = Field(description="the voting site")
     answer: str = Field(description="granted or refused")

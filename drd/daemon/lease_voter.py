@@ -14,7 +14,17 @@ from datetime import UTC, datetime
 
 import structlog
 
-from drd.domain.lease import Answer, Ask, LeaseSettings, Promise, Vote, restored, vote
+from drd.api.schemas import LeaseVoteOut
+from drd.domain.lease import (
+    Answer,
+    Ask,
+    LeaseSettings,
+    Promise,
+    Vote,
+    release,
+    restored,
+    vote,
+)
 from drd.state.store import StateStore
 
 log = structlog.get_logger()
@@ -81,3 +91,20 @@ class LeaseVoter:
             self._promises[group] = Promise(holder, epoch, self._clock() + self.settings.ttl)
             log.warning("lease: a newer epoch learnt from a peer", group=group, holder=holder,
                         epoch=epoch)
+
+    async def release(self, group: str, holder: str, epoch: int) -> Promise | None:
+        """The holder hands the lease over (not persisted: the holder repeats it every
+        round while its images are not primary, so a restarted voter hears it again)."""
+        async with self._lock:
+            promise = release(self._promises.get(group), holder, epoch, self._clock())
+            if promise is not None:
+                self._promises[group] = promise
+            return promise
+
+    def view(self, group: str, answer: str, reason: str) -> LeaseVoteOut:
+        """An answer to a peer, with this voter's promise as it stands now."""
+        promise = self._promises.get(group)
+        return LeaseVoteOut(site=self.site, answer=answer, reason=reason,
+                            holder=promise.holder if promise else None,
+                            epoch=promise.epoch if promise else None,
+                            remaining_seconds=self.remaining(group))

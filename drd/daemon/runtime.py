@@ -20,6 +20,7 @@ from drd.api.schemas import (
     HeartbeatIn,
     HeartbeatOut,
     LeaseAskIn,
+    LeaseReleaseIn,
     LeaseView,
     LeaseVoteOut,
     PeerView,
@@ -217,12 +218,13 @@ class SiteRuntime(BackupContext):
 
     async def vote_on_lease(self, ask: LeaseAskIn) -> LeaseVoteOut:
         result = await self.voter.answer(ask.group, Ask(ask.candidate, ask.epoch))
-        promise = result.promise
-        return LeaseVoteOut(site=self.config.site.name, answer=result.answer.value,
-                            reason=result.reason,
-                            holder=promise.holder if promise else None,
-                            epoch=promise.epoch if promise else None,
-                            remaining_seconds=self.voter.remaining(ask.group))
+        return self.voter.view(ask.group, result.answer.value, result.reason)
+
+    async def release_lease(self, released: LeaseReleaseIn) -> LeaseVoteOut:
+        promise = await self.voter.release(released.group, released.holder, released.epoch)
+        done = promise is not None and promise.released
+        return self.voter.view(released.group, "released" if done else "refused",
+                               "released" if done else "not the holder at that epoch here")
 
     def receive_heartbeat(self, beat: HeartbeatIn, now: datetime) -> HeartbeatOut:
         if beat.site in self.peers:

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from drd.api.schemas import LeaseAskIn, LeaseVoteOut
+from drd.api.schemas import LeaseAskIn, LeaseReleaseIn, LeaseVoteOut
 from drd.api.tokens import TokenFileError, read_secret_file
 from drd.ceph import rbd_images, rbd_promotion
 from drd.ceph.cluster import CephError, ClusterHandle
@@ -89,9 +89,10 @@ class TakeoverService:
     async def _act(self, session: aiohttp.ClientSession, group: str, state: GroupState) -> None:
         site = self.config.site.name
         promise = self._voter.promise(group)
-        primary_here = False
-        if promise is None:
-            primary_here = bool(await self._own_primaries(state.block))
+        primary_here: bool | None = None
+        if promise is None or promise.holder == site or promise.released:
+            found = await self._own_primaries(state.block)
+            primary_here = None if found is None else bool(found)
         holder = promise.holder if promise else None
         verdict = (self._signals.verdict(holder).state
                    if holder is not None and holder != site else None)
@@ -101,8 +102,10 @@ class TakeoverService:
                                                                    state.last.reason):
             log.info("lease", group=group, move=str(decided.move), reason=decided.reason)
         state.last = decided
-        if decided.move in (Move.CLAIM, Move.RENEW) and not state.fenced:
+        if decided.move is Move.CLAIM or (decided.move is Move.RENEW and not state.fenced):
             await self._hold(session, group, state, decided)
+        elif decided.move is Move.RELEASE:
+            await self._release(session, group, state, decided)
         elif decided.move is Move.TAKE_OVER and not state.takeover.get("running"):
             await self._take_over(session, group, state, decided)
 
@@ -117,6 +120,8 @@ class TakeoverService:
         if until is not None:
             state.held_until = max(state.held_until or until, until)
             state.held_since = state.held_since or asked_at
+            if decided.move is Move.CLAIM:
+                state.fenced = ""  # the images moved here by an operator's run: unfenced
         newer = [vote for vote in votes if vote.epoch is not None
                  and vote.epoch > decided.epoch and vote.holder not in (None, self._voter.site)]
         if newer:
@@ -135,6 +140,17 @@ class TakeoverService:
                                 if v.answer != Answer.GRANTED.value)
             await self._fence(group, state, f"the lease could not be renewed by a majority "
                                             f"({granted} of {len(votes)}: {refused})")
+
+    async def _release(self, session: aiohttp.ClientSession, group: str, state: GroupState,
+                       decided: NextMove) -> None:
+        """Hand the lease over: this site's images of the group are not primary."""
+        assert decided.epoch is not None
+        site = self.config.site.name
+        await self._voter.release(group, site, decided.epoch)
+        body = LeaseReleaseIn(group=group, holder=site, epoch=decided.epoch)
+        await asyncio.gather(*(self._post(session, peer, "/v1/peers/lease/release", body)
+                               for peer in self.config.peers))
+        state.held_until, state.held_since = None, None
 
     async def _take_over(self, session: aiohttp.ClientSession, group: str, state: GroupState,
                          decided: NextMove) -> None:
@@ -199,36 +215,42 @@ class TakeoverService:
 
     async def _ask_peer(self, session: aiohttp.ClientSession, peer: PeerConfig,
                         ask: LeaseAskIn) -> LeaseVoteOut:
+        return await self._post(session, peer, "/v1/peers/lease", ask)
+
+    async def _post(self, session: aiohttp.ClientSession, peer: PeerConfig, path: str,
+                    body: LeaseAskIn | LeaseReleaseIn) -> LeaseVoteOut:
+        """POST to the peer's voter; a refusal saying why when it does not answer."""
         timeout = aiohttp.ClientTimeout(total=self.config.takeover.lease_renew_seconds)
         try:
             token = read_secret_file(peer.token_file)
-            async with session.post(str(peer.url).rstrip("/") + "/v1/peers/lease",
-                                    data=ask.model_dump_json(), timeout=timeout,
+            async with session.post(str(peer.url).rstrip("/") + path,
+                                    data=body.model_dump_json(), timeout=timeout,
                                     headers={"Authorization": f"Bearer {token}",
                                              "Content-Type": "application/json"}) as response:
-                body = await response.read()
+                raw = await response.read()
                 if response.status != 200:
-                    raise ValueError(f"HTTP {response.status}: {body[:200]!r}")
-                return LeaseVoteOut.model_validate_json(body)
+                    raise ValueError(f"HTTP {response.status}: {raw[:200]!r}")
+                return LeaseVoteOut.model_validate_json(raw)
         except (TimeoutError, aiohttp.ClientError, ValueError, TokenFileError) as error:
             return LeaseVoteOut(site=peer.name, answer=Answer.REFUSED.value,
                                 reason=f"no answer: {error or type(error).__name__}",
                                 holder=None, epoch=None, remaining_seconds=None)
 
-    async def _own_primaries(self, block: BlockSelection) -> list[ImageRef]:
+    async def _own_primaries(self, block: BlockSelection) -> list[ImageRef] | None:
+        """This site's primary images of the group; None when its Ceph does not say."""
         try:
             observed = await asyncio.to_thread(self._handle.run, lambda cluster:
                                                rbd_images.observe_pool(cluster, block.pool,
                                                                        block.namespace))
         except (CephError, TimeoutError):
-            return []
+            return None
         return [image.ref for image in observed
                 if image.primary and block.selects(image.ref.name)]
 
     async def _fence(self, group: str, state: GroupState, why: str) -> None:
         """Demote this site's primary images of the group; it stays fenced until an
         operator moves the group (a failback, a switchover)."""
-        refs = await self._own_primaries(state.block)
+        refs = await self._own_primaries(state.block) or []
         log.error("fencing: demoting this site's images of the group", group=group,
                   images=len(refs), reason=why)
         state.fenced = f"fencing ({len(refs)} image(s) to demote): {why}"

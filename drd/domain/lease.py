@@ -46,11 +46,14 @@ class LeaseSettings:
 
 @dataclass(frozen=True)
 class Promise:
-    """A voter's promise: `holder` holds the group at `epoch` until the voter's `until`."""
+    """A voter's promise: `holder` holds the group at `epoch` until the voter's `until`.
+    `released`: the holder gave it up, its images demoted by a planned move (a switchover,
+    a failback), so the site they moved to may claim it at once."""
 
     holder: str
     epoch: int
     until: float
+    released: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def vote(promise: Promise | None, ask: Ask, now: float, settings: LeaseSettings,
     if ask.candidate == promise.holder and ask.epoch == promise.epoch:
         renewed = Promise(promise.holder, promise.epoch, now + settings.ttl)
         return Vote(Answer.GRANTED, f"renewed for {settings.ttl:g} s", renewed)
-    if ask.candidate != promise.holder:
+    if ask.candidate != promise.holder and not promise.released:
         if now < promise.until:
             return Vote(Answer.REFUSED, f"promised to {promise.holder} (epoch "
                                         f"{promise.epoch}) for {promise.until - now:.1f} s "
@@ -101,8 +104,17 @@ def vote(promise: Promise | None, ask: Ask, now: float, settings: LeaseSettings,
         return Vote(Answer.REFUSED, f"a new term needs an epoch above {promise.epoch}",
                     promise)
     granted = Promise(ask.candidate, ask.epoch, now + settings.ttl)
-    return Vote(Answer.GRANTED, f"{ask.candidate} takes over at epoch {ask.epoch} (was "
-                                f"{promise.holder} at epoch {promise.epoch})", granted)
+    how = "is handed" if promise.released else "takes over"
+    return Vote(Answer.GRANTED, f"{ask.candidate} {how} the lease at epoch {ask.epoch} "
+                                f"(was {promise.holder} at epoch {promise.epoch})", granted)
+
+
+def release(promise: Promise | None, holder: str, epoch: int, now: float) -> Promise | None:
+    """The holder gives its lease up (only the holder, at its own epoch): the promise
+    ends now, and another site may claim it without waiting or seeing it lost."""
+    if promise is None or (promise.holder, promise.epoch) != (holder, epoch):
+        return promise
+    return Promise(holder, epoch, min(promise.until, now), released=True)
 
 
 def restored(promise: Promise | None, now: float, settings: LeaseSettings) -> Promise | None:

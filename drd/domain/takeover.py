@@ -18,8 +18,9 @@ from drd.domain.site import SiteKind
 
 
 class Move(StrEnum):
-    CLAIM = "claim"  # first holder: ask for epoch 1 (or the stored one)
+    CLAIM = "claim"  # nobody holds it, or it was handed over: ask for the next epoch
     RENEW = "renew"
+    RELEASE = "release"  # the holder's images were moved away by an operator: hand over
     TAKE_OVER = "take over"
     WAIT = "wait"  # the holder is lost, but its lease still runs here
     STAY = "stay"  # nothing to do
@@ -32,17 +33,30 @@ class NextMove:
     epoch: int | None = None  # the epoch to ask at, for claim, renew and take over
 
 
-def next_move(site: str, kind: SiteKind, promise: Promise | None, *, primary_here: bool,
-              holder_state: PeerState | None, remaining: float | None) -> NextMove:
-    """`promise` is this site's own voter's; `holder_state` its detector's verdict on the
-    holder; `remaining` how long its own promise to the holder still runs."""
+def next_move(site: str, kind: SiteKind, promise: Promise | None, *,
+              primary_here: bool | None, holder_state: PeerState | None,
+              remaining: float | None) -> NextMove:
+    """`promise` is this site's own voter's; `primary_here` whether the group's images
+    are primary here (None: this site's Ceph did not say); `holder_state` its detector's
+    verdict on the holder; `remaining` how long its own promise to the holder still runs."""
     if promise is None:
         if primary_here:
             return NextMove(Move.CLAIM, "the images are primary here and nobody holds the "
                                         "lease yet", 1)
         return NextMove(Move.STAY, "nobody holds the lease yet; the primary site claims it")
     if promise.holder == site:
+        if primary_here is False:
+            return NextMove(Move.RELEASE, f"this site holds epoch {promise.epoch} but its "
+                                          f"images are not primary any more (moved by an "
+                                          f"operator, or fenced): hand the lease over",
+                            promise.epoch)
         return NextMove(Move.RENEW, f"this site holds epoch {promise.epoch}", promise.epoch)
+    if promise.released:
+        if primary_here:
+            return NextMove(Move.CLAIM, f"{promise.holder} handed the lease over and the "
+                                        f"images are primary here", promise.epoch + 1)
+        return NextMove(Move.STAY, f"{promise.holder} handed the lease over; the site the "
+                                   f"images moved to claims it")
     if kind is not SiteKind.SAME_CITY:
         return NextMove(Move.STAY, f"{promise.holder} holds epoch {promise.epoch}; only the "
                                    f"same-city site takes over by itself")

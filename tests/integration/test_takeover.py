@@ -1,7 +1,8 @@
 """Automatic takeover on a lab of its own: production's drd alone killed, nothing moves;
 every process of production killed, the same-city site takes over by itself (lease,
 quorum and witness), its copies writable with every byte, the remote site following it;
-production, returning with its stale epoch, demotes itself and waits for a failback."""
+production, returning with its stale epoch, demotes itself and waits for a failback; the
+operator's failback hands the lease back to it."""
 
 import json
 import os
@@ -30,9 +31,10 @@ from tests.integration.runbook_helpers import (
     restart_dead,
     take_mirror_snapshots,
     wait_answers,
+    wait_ended,
 )
 from tests.integration.test_replication import drd, eventually
-from tests.integration.test_runbook_failover import stop
+from tests.integration.test_runbook_failover import steps_told, stop
 
 pytestmark = pytest.mark.integration
 BLOCK = os.environ.get("DRD_TEST_TAKEOVER_BLOCK", "79")
@@ -161,8 +163,8 @@ def test_production_lost_is_taken_over_by_the_same_city_site_and_fenced_on_retur
     restart_dead(lab)
     wait_answers(lab, "a")
     try:
-        wait(lambda: all(lease["fenced"] for lease in leases(lab, "a").values()), 60,
-             "a fenced itself")
+        wait(lambda: all("demoted" in lease["fenced"] for lease in leases(lab, "a").values()),
+             60, "a fenced itself")
     except AssertionError as error:
         raise AssertionError(f"{error}; a's log:\n" + "\n".join(log_of(lab, "a"))) from None
     seen = leases(lab, "a")
@@ -171,6 +173,23 @@ def test_production_lost_is_taken_over_by_the_same_city_site_and_fenced_on_retur
     assert held_by(lab, "a", "b", 2)
     assert primaries(lab, "b") == IMAGES  # never two primaries
     assert all(psutil.pid_exists(pid) for pid in pids(lab.dir, "b", {DaemonRole.DRD}))
+
+    # The operator fails back; b, its images demoted, hands the lease over and a claims
+    # it at epoch 3, no longer fenced.
+    started = drd(lab, "failback", "--tenant", "water", "--from", "b", "--to", "a",
+                  "--json", "--no-wait", site="b")
+    assert started.returncode == 0, started.stderr
+    paused = wait_ended(lab, "b", json.loads(started.stdout)["id"], timeout=300)
+    assert paused["state"] == "paused", steps_told(paused)
+    resumed = drd(lab, "runbook", "resume", str(paused["id"]), "--confirm-winner", "b",
+                  "--json", "--no-wait", site="b")
+    assert resumed.returncode == 0, resumed.stderr
+    view = wait_ended(lab, "b", paused["id"], timeout=600)
+    assert view["state"] == "succeeded", steps_told(view)
+    assert primaries(lab, "a") == IMAGES and primaries(lab, "b") == []
+    for site in "abc":
+        wait(partial(held_by, lab, site, "a", 3), 30, f"{site} promised a epoch 3")
+    assert all(lease["fenced"] == "" for lease in leases(lab, "a").values())
 
 
 def log_of(lab: LabDescription, site: str) -> list[str]:

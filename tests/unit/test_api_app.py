@@ -17,6 +17,7 @@ from drd.api.schemas import (
     HeartbeatIn,
     HeartbeatOut,
     LeaseAskIn,
+    LeaseReleaseIn,
     LeaseVoteOut,
     PolicyAccepted,
     Probe,
@@ -77,6 +78,11 @@ class FakeDaemon:
         self.asks.append(ask)
         return LeaseVoteOut(site="a", answer="granted", reason="first holder",
                             holder=ask.candidate, epoch=ask.epoch, remaining_seconds=6.0)
+
+    async def release_lease(self, released: LeaseReleaseIn) -> LeaseVoteOut:
+        return LeaseVoteOut(site="a", answer="released", reason="released",
+                            holder=released.holder, epoch=released.epoch,
+                            remaining_seconds=0.0)
 
     def receive_heartbeat(self, beat: HeartbeatIn, now: datetime) -> HeartbeatOut:
         self.beats.append(beat)
@@ -219,6 +225,13 @@ async def test_a_peer_asks_for_a_lease_in_its_own_name_only(
                                json=ask | {"candidate": "b"})
     assert honest.status == 200 and (await honest.json())["answer"] == "granted"
     assert [(a.group, a.candidate, a.epoch) for a in daemon.asks] == [("water/db", "b", 2)]
+    release = {"group": "water/db", "holder": "c", "epoch": 2}
+    spoofed = await client.post("/v1/peers/lease/release", headers=bearer("peer"),
+                                json=release)
+    assert spoofed.status == 403
+    honest = await client.post("/v1/peers/lease/release", headers=bearer("peer"),
+                               json=release | {"holder": "b"})
+    assert honest.status == 200 and (await honest.json())["answer"] == "released"
 
 
 async def test_probes_and_metrics_are_open_and_everything_else_is_not(

@@ -10,6 +10,7 @@ from drd.domain.lease import (
     Promise,
     held_until,
     must_fence,
+    release,
     restored,
     vote,
 )
@@ -53,6 +54,18 @@ def test_a_stale_holder_is_refused_and_told_why() -> None:
     result = vote(to_b, Ask("a", 3), 102.0, S, holder_lost=False)
     assert result.answer is Answer.REFUSED and "stale" in result.reason
     assert vote(to_b, Ask("a", 3), 200.0, S, holder_lost=True).answer is Answer.REFUSED
+
+
+def test_a_lease_released_by_its_holder_goes_at_once_to_a_higher_epoch() -> None:
+    assert release(TO_A, "b", 3, 50.0) == TO_A  # only the holder releases
+    assert release(TO_A, "a", 2, 50.0) == TO_A  # at its own epoch
+    released = release(TO_A, "a", 3, 50.0)
+    assert released == Promise("a", 3, 50.0, released=True)
+    assert vote(released, Ask("b", 3), 50.0, S, holder_lost=False).answer is Answer.REFUSED
+    handed = vote(released, Ask("b", 4), 50.0, S, holder_lost=False)
+    assert handed.answer is Answer.GRANTED and "handed" in handed.reason
+    renewed = vote(released, Ask("a", 3), 50.0, S, holder_lost=False)
+    assert renewed.answer is Answer.GRANTED and renewed.promise == Promise("a", 3, 56.0)
 
 
 def test_a_restarted_voter_keeps_its_promise_a_full_ttl() -> None:

@@ -9,7 +9,7 @@ TO_A = Promise("a", 4, until=100.0)
 KINDS = {"a": SiteKind.PRODUCTION, "b": SiteKind.SAME_CITY, "c": SiteKind.REMOTE}
 
 
-def move(site: str, promise: Promise | None, *, primary: bool = False,
+def move(site: str, promise: Promise | None, *, primary: bool | None = False,
          holder: PeerState | None = None, remaining: float | None = None) -> NextMove:
     return next_move(site, KINDS[site], promise, primary_here=primary, holder_state=holder,
                      remaining=remaining)
@@ -38,3 +38,13 @@ def test_the_remote_site_and_a_returning_production_never_take_over() -> None:
     assert move("c", to_b, holder=PeerState.LOST, remaining=0.0).move is Move.STAY
     back = move("a", to_b, primary=True, holder=PeerState.LOST, remaining=0.0)
     assert back.move is Move.STAY and "only the same-city site" in back.reason
+
+
+def test_a_holder_whose_images_moved_away_hands_over_and_the_new_primary_claims() -> None:
+    release = move("a", TO_A, primary=False)
+    assert (release.move, release.epoch) == (Move.RELEASE, 4)
+    assert move("a", TO_A, primary=None).move is Move.RENEW  # its Ceph did not say
+    released = Promise("a", 4, until=100.0, released=True)
+    claim = move("b", released, primary=True)
+    assert (claim.move, claim.epoch) == (Move.CLAIM, 5)
+    assert move("c", released, primary=False).move is Move.STAY
