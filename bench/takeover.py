@@ -111,6 +111,15 @@ def _held_by(lab: LabDescription, site: str, holder: str) -> bool:
     return len(leases) == 2 and all(lease["holder"] == holder for lease in leases)
 
 
+def _revive_mirrors(lab: LabDescription) -> None:
+    """rbd-mirror 16.2.15 can die bootstrapping 50 journal images at once (~ImageWatcher:
+    FAILED ceph_assert(m_pending_ops == 0)); `lab up` restarts it, as systemd would."""
+    current = load_description(lab.dir) or lab
+    if lab_ops.dead_mirrors(current):
+        print(f"restarting dead {', '.join(lab_ops.dead_mirrors(current))}", flush=True)
+        _drd("lab", "up", "--dir", str(lab.dir), "--block", str(lab.block))
+
+
 def prepare(args: argparse.Namespace, lab_dir: Path, tenant: Tenant) -> LabDescription:
     up = _drd("lab", "up", "--dir", str(lab_dir), "--block", str(args.block),
               "--memstore-gib", "4")
@@ -133,7 +142,7 @@ def prepare(args: argparse.Namespace, lab_dir: Path, tenant: Tenant) -> LabDescr
     _, pending = lab_ops.wait_equal(lab.sites["b"].conf, tenant, expected, 300)
     if pending:
         raise BenchError(f"{len(pending)} images differ on b after 300 s")
-    lab_ops.wait_replaying(lab, tenant, 300)
+    lab_ops.wait_replaying(lab, tenant, 300, lambda: _revive_mirrors(lab))
     for name in "abc":
         _wait(partial(_held_by, lab, name, "a"), 60, f"{name} promised a the lease")
     return lab

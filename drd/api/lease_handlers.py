@@ -11,24 +11,23 @@ from drd.api.schemas import LeaseAskIn, LeaseReleaseIn, LeaseVoteOut
 from drd.domain.access import Access
 
 
+def _speaking_for(request: web.Request, site: str, doing: str) -> None:
+    """A peer token speaks for one site only: site-b cannot act in site c's name."""
+    principal = request[PRINCIPAL]
+    if principal is None or principal.name != f"site-{site}":
+        caller = principal.name if principal else "anonymous"
+        raise ApiError(403, "forbidden", f"token {caller} may not {doing} for site {site}")
+
+
 async def ask_lease(request: web.Request) -> web.Response:
     ask = await read_body(request, LeaseAskIn)
-    principal = request[PRINCIPAL]
-    # A peer token speaks for one site only: site-b cannot ask in site c's name.
-    if principal is None or principal.name != f"site-{ask.candidate}":
-        caller = principal.name if principal else "anonymous"
-        raise ApiError(403, "forbidden",
-                       f"token {caller} may not ask for a lease for site {ask.candidate}")
+    _speaking_for(request, ask.candidate, "ask for a lease")
     return json_response(await request.app[CONTEXT].vote_on_lease(ask))
 
 
 async def release_lease(request: web.Request) -> web.Response:
     released = await read_body(request, LeaseReleaseIn)
-    principal = request[PRINCIPAL]
-    if principal is None or principal.name != f"site-{released.holder}":
-        caller = principal.name if principal else "anonymous"
-        raise ApiError(403, "forbidden",
-                       f"token {caller} may not release a lease held by {released.holder}")
+    _speaking_for(request, released.holder, "release a lease")
     return json_response(await request.app[CONTEXT].release_lease(released))
 
 

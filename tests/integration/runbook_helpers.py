@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,13 @@ def answers(lab: LabDescription, site: str) -> bool:
 
 def wait_answers(lab: LabDescription, site: str) -> None:
     eventually(lambda: answers(lab, site), 180, f"site {site}'s daemon answers")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll `check` every 0.2 s until true; the seconds it took (AssertionError after
+    `timeout`, naming `what`)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"not within {timeout} s: {what}"
+        time.sleep(0.2)
+    return time.monotonic() - started

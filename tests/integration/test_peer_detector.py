@@ -4,14 +4,13 @@ answers); c frozen whole (drd, monitor and OSD) is lost within the configured pr
 resumed, it is alive again."""
 
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import pytest
 
 from drd.lab.description import DaemonRole, LabDescription
-from tests.integration.runbook_helpers import api, pids
+from tests.integration.runbook_helpers import api, pids, wait_until
 from tests.integration.test_site_probe import frozen
 
 pytestmark = pytest.mark.integration
@@ -29,22 +28,14 @@ def sees(lab: LabDescription, site: str, peer: str, state: str) -> bool:
     return bool(peer_of(lab, site, peer)["detector"] == state)
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not within {timeout} s: {what}"
-        time.sleep(0.25)
-    return time.monotonic() - started
-
-
 def test_a_peer_is_lost_only_when_its_daemon_and_its_ceph_both_fail(
         lab: LabDescription) -> None:
     for site, peer in (("a", "b"), ("a", "c"), ("b", "a"), ("c", "a")):
-        wait_for(partial(sees, lab, site, peer, "alive"), 30, f"{site} sees {peer} alive")
+        wait_until(partial(sees, lab, site, peer, "alive"), 30, f"{site} sees {peer} alive")
         assert peer_of(lab, site, peer)["ceph_probe"].startswith(f"quorum 1/1 ({peer})")
 
     with frozen(pids(lab.dir, "c", {DaemonRole.DRD})):
-        wait_for(lambda: peer_of(lab, "a", "c")["detector"] == "suspect", 20,
+        wait_until(lambda: peer_of(lab, "a", "c")["detector"] == "suspect", 20,
                  "a suspects c, whose drd is frozen")
         time.sleep(LOST_WITHIN)
         seen = peer_of(lab, "a", "c")
@@ -52,9 +43,9 @@ def test_a_peer_is_lost_only_when_its_daemon_and_its_ceph_both_fail(
         assert "api failed" in seen["detector_reason"], seen
         assert seen["ceph_probe"].startswith("quorum 1/1 (c)"), seen
 
-    wait_for(lambda: peer_of(lab, "a", "c")["detector"] == "alive", 20, "c alive again")
+    wait_until(lambda: peer_of(lab, "a", "c")["detector"] == "alive", 20, "c alive again")
     with frozen(pids(lab.dir, "c", {DaemonRole.DRD, DaemonRole.MON, DaemonRole.OSD})):
-        took = wait_for(lambda: peer_of(lab, "a", "c")["detector"] == "lost", LOST_WITHIN,
+        took = wait_until(lambda: peer_of(lab, "a", "c")["detector"] == "lost", LOST_WITHIN,
                         "a sees c lost, frozen whole")
         seen = peer_of(lab, "a", "c")
         assert "api failed" in seen["detector_reason"] and "ceph failed" in \
@@ -62,5 +53,5 @@ def test_a_peer_is_lost_only_when_its_daemon_and_its_ceph_both_fail(
         assert seen["lost_since"] is not None
         print(f"\na judged c lost {took:.1f} s after c froze")
         assert peer_of(lab, "a", "b")["detector"] == "alive"
-    wait_for(lambda: peer_of(lab, "a", "c")["detector"] == "alive", 30,
+    wait_until(lambda: peer_of(lab, "a", "c")["detector"] == "alive", 30,
              "c alive again once resumed")

@@ -8,36 +8,30 @@ so a's OSD is stopped with SIGTERM (first, while its monitor still answers) and 
 other Ceph daemon of a is killed with SIGKILL: to clients the site is as gone as if it
 had lost power, and it can come back with its stale copies for the failback."""
 
-import contextlib
 import json
 import os
-import signal
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import psutil
 import pytest
-import rbd
 
 from drd.lab.description import DaemonRole, LabDescription
-from drd.lab.lab_store import load_description
-from tests.integration.conftest import run_drd
-from tests.integration.rbd_images import MiB, pool, random_bytes, wait_for_checksum, write
+from tests.integration.own_lab import booted, replicated_images, steps_told, stop
+from tests.integration.rbd_images import MiB, random_bytes, wait_for_checksum, write
 from tests.integration.runbook_helpers import (
     NAMESPACE,
     api,
     checksums,
     is_primary,
     kill,
-    mirroring_enabled,
     pids,
     restart_dead,
     take_mirror_snapshots,
     wait_answers,
     wait_ended,
 )
-from tests.integration.test_replication import drd, eventually
+from tests.integration.test_replication import drd
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -62,57 +56,17 @@ protection:
 
 @pytest.fixture(scope="module")
 def own_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
-    """A lab this module may break: production's Ceph is killed in it."""
-    lab_dir = tmp_path_factory.mktemp("failover") / "lab"
-    up = run_drd("lab", "up", "--dir", str(lab_dir), "--block", BLOCK, timeout=600)
-    assert up.returncode == 0, up.stderr
-    description = load_description(lab_dir)
-    assert description is not None
-    try:
-        yield description
-    finally:
-        down = run_drd("lab", "down", "--dir", str(lab_dir))
-        assert down.returncode == 0, down.stderr
+    """A lab this module may break: production is killed in it."""
+    yield from booted(tmp_path_factory.mktemp("failover") / "lab", BLOCK)
 
 
 @pytest.fixture(scope="module")
 def replicated(own_lab: LabDescription, tmp_path_factory: pytest.TempPathFactory
                ) -> dict[str, str]:
     """The images on a, whole on b; their checksums."""
-    lab = own_lab
-    with pool(lab.sites["a"], NAMESPACE) as ioctx:
-        for number, name in enumerate(IMAGES):
-            rbd.RBD().create(ioctx, name, SIZE, old_format=False)
-            with rbd.Image(ioctx, name) as image:
-                image.write(random_bytes(number, SIZE), 0)
     policy = tmp_path_factory.mktemp("failover-policy") / "water.yaml"
     policy.write_text(POLICY)
-    for site in ("a", "b", "c"):
-        applied = drd(lab, "policy", "apply", str(policy), site=site)
-        assert applied.returncode == 0, applied.stderr
-    eventually(lambda: all(mirroring_enabled(lab.sites["a"], n) for n in IMAGES), 120,
-               "drd enabled mirroring of every image")
-    take_mirror_snapshots(lab.sites["a"], SNAPSHOT)
-    expected = checksums(lab.sites["a"], IMAGES)
-    for name in IMAGES:
-        wait_for_checksum(lab.sites["b"], name, expected[name], timeout=180,
-                          namespace=NAMESPACE)
-    return expected
-
-
-def steps_told(view: dict[str, Any]) -> str:
-    """A run's steps as an assertion message: state, error and the last output lines."""
-    return "\n".join(f"{s['name']}: {s['state']} {s['seconds']} s {s['error'] or ''} | "
-                     + " / ".join(s["output"][-4:]) for s in view["steps"])
-
-
-def stop(pids_to_stop: list[int]) -> None:
-    """SIGTERM each process and wait until it has exited (memstore writes itself out)."""
-    for pid in pids_to_stop:
-        os.kill(pid, signal.SIGTERM)
-    for pid in pids_to_stop:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).wait(120)
+    return replicated_images(own_lab, IMAGES, SIZE, policy, SNAPSHOT)
 
 
 def test_failover_with_production_killed_then_failback_with_the_winner_confirmed(

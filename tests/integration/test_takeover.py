@@ -8,33 +8,29 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import psutil
 import pytest
-import rbd
 
 from drd.lab.description import DaemonRole, LabDescription
-from drd.lab.lab_store import load_description
-from tests.integration.conftest import run_drd
-from tests.integration.rbd_images import MiB, pool, random_bytes, wait_for_checksum
+from tests.integration.own_lab import booted, replicated_images, steps_told, stop
+from tests.integration.rbd_images import MiB, wait_for_checksum
 from tests.integration.runbook_helpers import (
     NAMESPACE,
     api,
     checksums,
     is_primary,
     kill,
-    mirroring_enabled,
     pids,
     restart_dead,
-    take_mirror_snapshots,
     wait_answers,
     wait_ended,
+    wait_until,
 )
-from tests.integration.test_replication import drd, eventually
-from tests.integration.test_runbook_failover import steps_told, stop
+from tests.integration.test_replication import drd
 
 pytestmark = pytest.mark.integration
 BLOCK = os.environ.get("DRD_TEST_TAKEOVER_BLOCK", "79")
@@ -59,40 +55,16 @@ CEPH = {DaemonRole.MON, DaemonRole.MGR, DaemonRole.RBD_MIRROR, DaemonRole.RGW}
 @pytest.fixture(scope="module")
 def own_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
     """A lab this module may break: production is killed in it."""
-    lab_dir = tmp_path_factory.mktemp("takeover") / "lab"
-    up = run_drd("lab", "up", "--dir", str(lab_dir), "--block", BLOCK, timeout=600)
-    assert up.returncode == 0, up.stderr
-    description = load_description(lab_dir)
-    assert description is not None
-    try:
-        yield description
-    finally:
-        down = run_drd("lab", "down", "--dir", str(lab_dir))
-        assert down.returncode == 0, down.stderr
+    yield from booted(tmp_path_factory.mktemp("takeover") / "lab", BLOCK)
 
 
 @pytest.fixture(scope="module")
 def replicated(own_lab: LabDescription, tmp_path_factory: pytest.TempPathFactory
                ) -> dict[str, str]:
-    lab = own_lab
-    with pool(lab.sites["a"], NAMESPACE) as ioctx:
-        for number, name in enumerate(IMAGES):
-            rbd.RBD().create(ioctx, name, 16 * MiB, old_format=False)
-            with rbd.Image(ioctx, name) as image:
-                image.write(random_bytes(number, 16 * MiB), 0)
+    """The images on a, whole on b; their checksums."""
     policy = tmp_path_factory.mktemp("takeover-policy") / "water.yaml"
     policy.write_text(POLICY)
-    for site in ("a", "b", "c"):
-        applied = drd(lab, "policy", "apply", str(policy), site=site)
-        assert applied.returncode == 0, applied.stderr
-    eventually(lambda: all(mirroring_enabled(lab.sites["a"], n) for n in IMAGES), 120,
-               "drd enabled mirroring of every image")
-    take_mirror_snapshots(lab.sites["a"], SNAPSHOT)
-    expected = checksums(lab.sites["a"], IMAGES)
-    for name in IMAGES:
-        wait_for_checksum(lab.sites["b"], name, expected[name], timeout=180,
-                          namespace=NAMESPACE)
-    return expected
+    return replicated_images(own_lab, IMAGES, 16 * MiB, policy, SNAPSHOT)
 
 
 def leases(lab: LabDescription, site: str) -> dict[str, dict[str, Any]]:
@@ -103,14 +75,6 @@ def held_by(lab: LabDescription, site: str, holder: str, epoch: int) -> bool:
     seen = leases(lab, site)
     return all(seen.get(group, {}).get("holder") == holder
                and seen[group].get("epoch") == epoch for group in GROUPS)
-
-
-def wait(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not within {timeout} s: {what}"
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 def detector(lab: LabDescription, site: str, peer: str) -> str:
@@ -126,27 +90,27 @@ def test_production_lost_is_taken_over_by_the_same_city_site_and_fenced_on_retur
         own_lab: LabDescription, replicated: dict[str, str]) -> None:
     lab = own_lab
     for site in "abc":
-        wait(partial(held_by, lab, site, "a", 1), 60, f"{site} promised a epoch 1")
+        wait_until(partial(held_by, lab, site, "a", 1), 60, f"{site} promised a epoch 1")
     assert leases(lab, "a")[GROUPS[0]]["move"] == "renew"
 
     # Only a's drd dies: its Ceph serves on, so b suspects a but never takes over.
     kill(pids(lab.dir, "a", {DaemonRole.DRD}))
-    wait(lambda: detector(lab, "b", "a") == "suspect", 30, "b suspects a")
+    wait_until(lambda: detector(lab, "b", "a") == "suspect", 30, "b suspects a")
     time.sleep(15)  # well past the lease (6 s) and the detector (about 6 s)
     assert primaries(lab, "a") == IMAGES and primaries(lab, "b") == []
     assert all(lease["move"] == "stay" for lease in leases(lab, "b").values())
     restart_dead(lab)
     wait_answers(lab, "a")
-    wait(lambda: leases(lab, "a").get(GROUPS[0], {}).get("move") == "renew", 60,
+    wait_until(lambda: leases(lab, "a").get(GROUPS[0], {}).get("move") == "renew", 60,
          "a renews again")
 
     # Every process of a dies.
     killed_at = time.monotonic()  # from the OSD's stop: an upper bound
     stop(pids(lab.dir, "a", {DaemonRole.OSD}))  # SIGTERM: memstore keeps a's data
     kill(pids(lab.dir, "a", CEPH | {DaemonRole.DRD}))
-    wait(lambda: primaries(lab, "b") == IMAGES, 90, "b took over")
+    wait_until(lambda: primaries(lab, "b") == IMAGES, 90, "b took over")
     promoted = time.monotonic() - killed_at
-    wait(lambda: all(lease["takeover"].get("running") is False
+    wait_until(lambda: all(lease["takeover"].get("running") is False
                      for lease in leases(lab, "b").values()), 300, "the takeover run ended")
     taken = leases(lab, "b")[GROUPS[0]]["takeover"]
     print(f"\nb primary {promoted:.1f} s after a was killed; takeover: "
@@ -163,7 +127,7 @@ def test_production_lost_is_taken_over_by_the_same_city_site_and_fenced_on_retur
     restart_dead(lab)
     wait_answers(lab, "a")
     try:
-        wait(lambda: all("demoted" in lease["fenced"] for lease in leases(lab, "a").values()),
+        wait_until(lambda: all("demoted" in lease["fenced"] for lease in leases(lab, "a").values()),
              60, "a fenced itself")
     except AssertionError as error:
         raise AssertionError(f"{error}; a's log:\n" + "\n".join(log_of(lab, "a"))) from None
@@ -188,7 +152,7 @@ def test_production_lost_is_taken_over_by_the_same_city_site_and_fenced_on_retur
     assert view["state"] == "succeeded", steps_told(view)
     assert primaries(lab, "a") == IMAGES and primaries(lab, "b") == []
     for site in "abc":
-        wait(partial(held_by, lab, site, "a", 3), 30, f"{site} promised a epoch 3")
+        wait_until(partial(held_by, lab, site, "a", 3), 30, f"{site} promised a epoch 3")
     assert all(lease["fenced"] == "" for lease in leases(lab, "a").values())
 
 
