@@ -49,7 +49,11 @@ from drd.runbooks.step_api import (
     StepFailed,
     for_each,
 )
-from drd.runbooks.stuck_replay import RELEASE_GRACE_SECONDS, StuckReplayers
+from drd.runbooks.stuck_replay import (
+    LOST_SITE_GRACE_SECONDS,
+    RELEASE_GRACE_SECONDS,
+    StuckReplayers,
+)
 
 PROMOTE_RETRY_SECONDS = 0.1  # measured: a demotion reaches the peer in 0.1-1 s
 # How long a promoted copy may stay unwritable while the local rbd-mirror lets go of it.
@@ -160,7 +164,8 @@ class RbdForcePromote:
         refuse_if_any(images, decisions, "force-promote", site)
         await _fence(context, lost)
         held = await _held_up_to(context, site, _to_act(images, decisions))
-        stuck = StuckReplayers(site)
+        stuck = StuckReplayers(site, RELEASE_GRACE_SECONDS if context.sites.peer_reachable(lost)
+                               else LOST_SITE_GRACE_SECONDS)
         await _promote(context, site, images, decisions, force=True, patience=0.0,
                        stuck=stuck)
         await stuck.restart_fenced(context)
@@ -272,7 +277,7 @@ async def _promote(context: StepContext, site: str, images: list[SiteImage],
             await prove_writable(image, WRITABLE_PATIENCE_SECONDS)
         else:
             try:
-                await prove_writable(image, RELEASE_GRACE_SECONDS)
+                await prove_writable(image, stuck.grace)
             except NotWritableYet:
                 await stuck.release(context, image.ref)
                 await prove_writable(image, WRITABLE_PATIENCE_SECONDS)

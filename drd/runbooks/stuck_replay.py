@@ -27,6 +27,10 @@ from drd.runbooks.step_api import StepContext, StepFailed
 # How long a freshly force-promoted copy may wait for its local replayer to let go by
 # itself; with the lost peer's cluster alive it lets go at once (see rbd_steps).
 RELEASE_GRACE_SECONDS = 5.0
+# The same when the lost site's drd does not answer either: its cluster is most likely
+# dead, and then the replayer never lets go (measured above), so waiting 5 s only adds
+# to the RTO. A replayer that would have let go costs a restart, nothing more.
+LOST_SITE_GRACE_SECONDS = 1.0
 
 
 @dataclass
@@ -35,6 +39,7 @@ class StuckReplayers:
     address is blocklisted once, however many images it held."""
 
     site: str
+    grace: float = RELEASE_GRACE_SECONDS
     fenced: dict[str, list[str]] = field(default_factory=dict)  # address -> images
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
