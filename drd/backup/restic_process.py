@@ -109,13 +109,16 @@ async def run_pipeline(producer: Sequence[str], consumer: Sequence[str], *,
     """Run `producer | consumer` through an OS pipe; both finish, or both are stopped."""
     read_end, write_end = os.pipe()
     try:
-        first = await _spawn(producer, producer_env, stdin=asyncio.subprocess.DEVNULL,
-                             stdout=write_end)
+        # The consumer first: one that cannot start (not installed) must fail before
+        # restic runs, or restic, stopped while it holds its repository lock, may leave
+        # the lock behind (seen once in a full test run).
+        second = await _spawn(consumer, consumer_env, stdin=read_end,
+                              stdout=asyncio.subprocess.PIPE)
         try:
-            second = await _spawn(consumer, consumer_env, stdin=read_end,
-                                  stdout=asyncio.subprocess.PIPE)
+            first = await _spawn(producer, producer_env, stdin=asyncio.subprocess.DEVNULL,
+                                 stdout=write_end)
         except BaseException:
-            await _uncancellable(_stop(first, grace))
+            await _uncancellable(_stop(second, grace))
             raise
     finally:
         # The children hold their own copies; the consumer sees EOF when restic exits.

@@ -116,18 +116,6 @@ def follow_decision(primary_here: bool, status: MirrorStatus | None,
     return Decision(Act.WAIT, f"{status.state}: {status.description or 'no description'}")
 
 
-def repointed_decision(primary_here: bool) -> Decision:
-    """A remote site's copy in a pool just re-pointed to pull from a new primary: resynced
-    at once. Measured on Ceph 16.2.15, every such copy reported it could not link (journal
-    "split-brain detected", snapshot "local image linked to unknown peer"; 100 of 100 in
-    each bench run) and only a resync linked it, so waiting for the report first only
-    delays the copy, by about 8 s for 100 images."""
-    if primary_here:
-        return Decision(Act.REFUSE, "primary on the remote site itself: a failover went "
-                                    "there, so it follows no one")
-    return Decision(Act.ACT, "its pool was re-pointed: resync from the new primary")
-
-
 def registration_stale(registered_copy: str | None, copy: str | None) -> bool:
     """Whether the primary's journal registers the remote's rbd-mirror against a copy
     other than the one the remote holds. Ceph 16.2.15 then reports "split-brain

@@ -16,7 +16,6 @@ from drd.domain.rbd_step_decisions import (
     judge_copy,
     promote_decision,
     registration_stale,
-    repointed_decision,
     resync_decision,
     resync_refusal,
     split_brain_evidence,
@@ -212,12 +211,6 @@ def test_a_remote_copy_is_resynced_only_on_a_report_since_its_pool_was_repointed
     not_primary = MirrorStatus("stopped", "remote image is not primary", True, AT)
     assert follow_decision(False, not_primary, before).act is Act.WAIT
     assert follow_decision(True, replaying, before).act is Act.REFUSE
-
-
-def test_every_copy_of_a_repointed_pool_is_resynced_unless_primary_there() -> None:
-    assert repointed_decision(False).act is Act.ACT
-    refused = repointed_decision(True)
-    assert refused.act is Act.REFUSE and "failover went there" in refused.reason
 
 
 def test_only_a_registration_naming_another_copy_than_the_remotes_is_stale() -> None:
