@@ -54,6 +54,8 @@ REPAIR_POLL_SECONDS = 10.0
 # A resync starts within seconds (the copy is deleted first); one whose copy still reports
 # it cannot link after this long is not being acted on.
 RESYNC_STUCK_SECONDS = 90.0
+# A restarted rbd-mirror reported on every copy within about 10 s in the lab.
+REPORT_PATIENCE_SECONDS = 60.0
 _RECEIVING = ("rx-only", "rx-tx")
 
 
@@ -229,6 +231,7 @@ async def _settled_decisions(context: StepContext, remote: str, images: list[Sit
     refusal. Every mirrored copy of the pools in scope counts: the whole pool moved."""
     pools = sorted({image.ref.pool for image in images})
     waiting: dict[ImageRef, Decision] = {}
+    restart_at = time.monotonic() + REPORT_PATIENCE_SECONDS
     try:
         while True:
             decisions: dict[ImageRef, Decision] = {}
@@ -241,6 +244,14 @@ async def _settled_decisions(context: StepContext, remote: str, images: list[Sit
             waiting = {ref: d for ref, d in decisions.items() if d.act is Act.WAIT}
             if not waiting:
                 return decisions
+            if time.monotonic() > restart_at:
+                # No report for that long: rbd-mirror 16.2.15 dies now and then (the
+                # ~ImageWatcher assert); systemd restarts it on a real site, drd here.
+                context.output.say(f"{remote}'s rbd-mirror has not reported on "
+                                   f"{len(waiting)} copies for "
+                                   f"{REPORT_PATIENCE_SECONDS:.0f} s: restarting it")
+                await _restart_replayer(context, remote)
+                restart_at = time.monotonic() + REPORT_PATIENCE_SECONDS
             await asyncio.sleep(POLL_SECONDS)
     except asyncio.CancelledError:
         context.output.say(f"still waiting on {len(waiting)} copies on {remote}: " + "; ".join(
