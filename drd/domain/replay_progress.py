@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from drd.domain.journal_position import MASTER_CLIENT, JournalClient, Position
 from drd.domain.rpo import MirrorSnapshot
 
+# A copy that has not begun replaying what it waits for (the step may nudge its replayer).
+NOT_STARTED = "has not started copying"
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -42,7 +45,7 @@ def snapshot_in_sync(primary: list[MirrorSnapshot], copy: list[MirrorSnapshot]) 
         return Progress(True, f"holds a complete copy of {what}")
     if copies:
         return Progress(False, f"is copying {what}")
-    return Progress(False, f"has not started copying {what}{_newest_copy(copy)}")
+    return Progress(False, f"{NOT_STARTED} {what}{_newest_copy(copy)}")
 
 
 def snapshot_replaying(primary: list[MirrorSnapshot], copy: list[MirrorSnapshot]) -> Progress:

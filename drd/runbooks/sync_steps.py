@@ -27,7 +27,7 @@ from drd.domain.rbd_step_decisions import (
     resync_refusal,
     split_brain_evidence,
 )
-from drd.domain.replay_progress import Progress
+from drd.domain.replay_progress import NOT_STARTED, Progress
 from drd.domain.replication_plan import ImageRef, MirrorMode
 from drd.domain.rpo import MirrorSnapshot
 from drd.domain.runbook_steps import AnyStep, ResyncParams, SyncParams
@@ -42,6 +42,11 @@ from drd.runbooks.site_images import (
 from drd.runbooks.step_api import StepContext, StepFailed, for_each
 
 POLL_SECONDS = 0.2
+# Seen in a full test run: a drd killed while it demoted left a's rbd-mirror unaware of
+# three demotion snapshots for over five minutes (the notice of each new snapshot died
+# with it, and a snapshot-mode replayer learns of one by that notice). A restarted
+# rbd-mirror scans every image afresh, so the step restarts it once, after this long.
+NUDGE_AFTER_SECONDS = 30.0
 Snapshots = list[MirrorSnapshot] | CephError
 RESYNC_POLL_SECONDS = 0.5
 # How long a copy may stay undecided (no status since the promotion, replay not yet
@@ -85,12 +90,19 @@ class WaitInSync:
         progress: dict[ImageRef, Progress] = {
             ref: Progress(True, "is primary already: promoted once it had replayed the "
                                 "demotion") for ref in promoted}
+        nudged = False
         try:
             while waiting:
                 progress |= await replay_progress_of(context, waiting, site, primary,
                                                      in_sync=True)
                 if all(found.done for found in progress.values()):
                     break
+                idle = [ref for ref, found in progress.items()
+                        if not found.done and found.detail.startswith(NOT_STARTED)]
+                if (not nudged and idle and (context.now() - started).total_seconds()
+                        > NUDGE_AFTER_SECONDS):
+                    nudged = True
+                    await _nudge(context, site, len(idle))
                 await asyncio.sleep(POLL_SECONDS)
         except asyncio.CancelledError:
             behind = [f"{ref}: {found.detail}" for ref, found in sorted(progress.items())
@@ -329,3 +341,17 @@ def _listed(decisions: dict[ImageRef, Decision], act: Act, negate: bool = False)
     return "; ".join(f"{ref}: {decision.reason}" for ref, decision in sorted(decisions.items())
                      if (decision.act is act) != negate)
 
+
+async def _nudge(context: StepContext, site: str, idle: int) -> None:
+    """Restart `site`'s rbd-mirror: `idle` copies have not started copying for long."""
+    out = context.output
+    try:
+        done = await context.in_thread(lambda: context.sites.restart_rbd_mirror(site))
+    except StepFailed as error:
+        out.say(f"WARNING: {idle} copies on {site} have not started copying for "
+                f"{NUDGE_AFTER_SECONDS:.0f} s, and its rbd-mirror was not restarted: {error}")
+        return
+    out.facts.setdefault("rbd_mirror_restarted", []).append(done)
+    out.say(f"{idle} copies on {site} had not started copying for {NUDGE_AFTER_SECONDS:.0f} s "
+            f"(a replayer learns of a new snapshot by a notice, which a killed writer may "
+            f"never send): {done}, so it scans them afresh")
