@@ -98,16 +98,20 @@ def stuck_lock_decision(entity: str | None) -> Decision:
 
 
 def follow_decision(primary_here: bool, status: MirrorStatus | None,
-                    since: datetime) -> Decision:
+                    since: datetime | None) -> Decision:
     """Whether a remote site's copy, its pool just re-pointed to pull from a new primary,
     is resynced from there. Measured on Ceph 16.2.15: re-pointed, a journal copy reports
     "split-brain detected" and a snapshot copy "local image linked to unknown peer"
     within about 10 s, and only a resync (a full copy) links them to the new primary.
-    Reports older than `since` (the re-pointing) are stale and not acted on."""
+    Reports older than `since` (the re-pointing) are stale and not acted on; without a
+    re-pointing (`since` None) the newest report stands, however old: rbd-mirror does
+    not report again on a copy whose state does not change (a full run waited on one
+    for ten minutes)."""
     if primary_here:
         return Decision(Act.REFUSE, "primary on the remote site itself: a failover went "
                                     "there, so it follows no one")
-    if status is None or status.reported_at is None or status.reported_at < since:
+    if status is None or (since is not None and (status.reported_at is None
+                                                 or status.reported_at < since)):
         return Decision(Act.WAIT, "no report of the remote rbd-mirror since the re-pointing")
     if "split-brain" in status.description or "linked to unknown peer" in status.description:
         return Decision(Act.ACT, f"{status.description}: resync from the new primary")

@@ -115,7 +115,8 @@ class RbdRemoteFollow:
             # only once the restarted rbd-mirror has taken it over: requested at once, a
             # resync timed out (ETIMEDOUT) on copies whose lock the stopped rbd-mirror
             # still held, in a full test run. Its first report says it has.
-            decisions = await _settled_decisions(context, remote, images, since)
+            decisions = await _settled_decisions(context, remote, images,
+                                                 since if repointed else None)
             mark("every copy reported")
             resynced[remote] = await _resync(context, remote, primary, decisions)
             mark("resyncs requested")
@@ -226,7 +227,7 @@ def _peer_remover(pool: str, site: str) -> Callable[[Any], bool]:
 
 
 async def _settled_decisions(context: StepContext, remote: str, images: list[SiteImage],
-                             since: datetime) -> dict[ImageRef, Decision]:
+                             since: datetime | None) -> dict[ImageRef, Decision]:
     """Every copy's decision once none must wait for a newer report; StepFailed on a
     refusal. Every mirrored copy of the pools in scope counts: the whole pool moved."""
     pools = sorted({image.ref.pool for image in images})
@@ -260,7 +261,7 @@ async def _settled_decisions(context: StepContext, remote: str, images: list[Sit
 
 
 async def _decisions(context: StepContext, remote: str, pool: str,
-                     since: datetime) -> dict[ImageRef, Decision]:
+                     since: datetime | None) -> dict[ImageRef, Decision]:
     return {ref: follow_decision(primary_here, status, since)
             for ref, (primary_here, status) in (await _reports(context, remote, pool)).items()}
 

@@ -211,6 +211,9 @@ def test_a_remote_copy_is_resynced_only_on_a_report_since_its_pool_was_repointed
     not_primary = MirrorStatus("stopped", "remote image is not primary", True, AT)
     assert follow_decision(False, not_primary, before).act is Act.WAIT
     assert follow_decision(True, replaying, before).act is Act.REFUSE
+    # Not re-pointed: an old report stands (rbd-mirror repeats none while nothing changes).
+    assert follow_decision(False, split, None).act is Act.ACT
+    assert follow_decision(False, None, None).act is Act.WAIT
 
 
 def test_only_a_registration_naming_another_copy_than_the_remotes_is_stale() -> None:
