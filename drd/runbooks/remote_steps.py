@@ -120,6 +120,12 @@ class RbdRemoteFollow:
             mark("every copy reported")
             resynced[remote] = await _resync(context, remote, primary, decisions)
             mark("resyncs requested")
+            if resynced[remote] and not repointed:
+                # A replayer stopped in error (split-brain) does not look at a resync
+                # request; a restarted rbd-mirror does (a full run: 10 journal copies
+                # stayed split-brained, their resyncs requested, for ten minutes).
+                await _restart_replayer(context, remote)
+                mark("rbd-mirror restarted for the resyncs")
         proving = asyncio.create_task(prove_by_probe(context, primary, images, remotes))
         repairing = asyncio.create_task(
             _keep_repairing(context, primary, images, since, resynced))
