@@ -319,7 +319,9 @@ async def _keep_repairing(context: StepContext, primary: str, images: list[SiteI
             stuck = {ref: status.description for ref, (here, status) in reports.items()
                      if ref in requested and status is not None
                      and (now - requested[ref]).total_seconds() > RESYNC_STUCK_SECONDS
-                     and follow_decision(here, status, requested[ref]).act is Act.ACT}
+                     # Any report, however old: rbd-mirror repeats none while a copy
+                     # stays split-brained, and waiting for one hung a full run.
+                     and follow_decision(here, status, None).act is Act.ACT}
             if stuck:
                 raise StepFailed(
                     f"{len(stuck)} copies on {remote} still cannot link to {primary} "
