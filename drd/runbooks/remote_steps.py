@@ -46,7 +46,7 @@ from drd.domain.site import SiteKind
 from drd.runbooks.image_work import grouped, params_of
 from drd.runbooks.remote_registrations import clear_stale_registrations
 from drd.runbooks.site_images import SiteImage, images_on, namespaces_of, on_site
-from drd.runbooks.step_api import StepContext, StepFailed, for_each
+from drd.runbooks.step_api import StepContext, StepFailed, for_each, restart_rbd_mirror_of
 from drd.runbooks.verify_steps import prove_by_probe
 
 POLL_SECONDS = 2.0
@@ -197,15 +197,10 @@ async def _restart_replayer(context: StepContext, remote: str) -> None:
     """Restart the remote's rbd-mirror, through its drd. Measured: with the old peer's
     cluster dead, rbd-mirror never let go of it, and reported on none of its copies
     again until restarted; with the old peer alive a restart costs a few seconds."""
-    out = context.output
-    try:
-        done = await context.in_thread(lambda: context.sites.restart_rbd_mirror(remote))
-    except StepFailed as error:
-        out.say(f"WARNING: {remote}'s rbd-mirror was not restarted ({error}); if it is "
-                f"stuck on its old peer, restart it by hand")
-        return
-    out.facts.setdefault("rbd_mirror_restarted", []).append(done)
-    out.say(f"{done}, so it drops its old peer")
+    await restart_rbd_mirror_of(
+        context, remote, done_then=", so it drops its old peer",
+        not_done=f"{remote}'s rbd-mirror was not restarted; if it is stuck on its old "
+                 f"peer, restart it by hand")
 
 
 async def _left_behind(context: StepContext, remote: str, primary: str, pulls: list[str],

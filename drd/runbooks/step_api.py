@@ -164,3 +164,17 @@ def failures(items: Sequence[Any], results: Sequence[object]) -> list[str]:
     return [f"{item}: {result}" for item, result in zip(items, results, strict=True)
             if isinstance(result, BaseException)]
 
+
+async def restart_rbd_mirror_of(context: StepContext, site: str, *, done_then: str,
+                                not_done: str) -> None:
+    """Restart `site`'s rbd-mirror (through its drd if it is another site), recorded in
+    the step's facts; `done_then` follows what was done, `not_done` leads the warning
+    when it could not be."""
+    out = context.output
+    try:
+        done = await context.in_thread(lambda: context.sites.restart_rbd_mirror(site))
+    except StepFailed as error:
+        out.say(f"WARNING: {not_done}: {error}")
+        return
+    out.facts.setdefault("rbd_mirror_restarted", []).append(done)
+    out.say(f"{done}{done_then}")

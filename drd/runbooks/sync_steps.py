@@ -39,7 +39,7 @@ from drd.runbooks.site_images import (
     on_site,
     replay_progress_of,
 )
-from drd.runbooks.step_api import StepContext, StepFailed, for_each
+from drd.runbooks.step_api import StepContext, StepFailed, for_each, restart_rbd_mirror_of
 
 POLL_SECONDS = 0.2
 # Seen in a full test run: a drd killed while it demoted left a's rbd-mirror unaware of
@@ -344,14 +344,9 @@ def _listed(decisions: dict[ImageRef, Decision], act: Act, negate: bool = False)
 
 async def _nudge(context: StepContext, site: str, idle: int) -> None:
     """Restart `site`'s rbd-mirror: `idle` copies have not started copying for long."""
-    out = context.output
-    try:
-        done = await context.in_thread(lambda: context.sites.restart_rbd_mirror(site))
-    except StepFailed as error:
-        out.say(f"WARNING: {idle} copies on {site} have not started copying for "
-                f"{NUDGE_AFTER_SECONDS:.0f} s, and its rbd-mirror was not restarted: {error}")
-        return
-    out.facts.setdefault("rbd_mirror_restarted", []).append(done)
-    out.say(f"{idle} copies on {site} had not started copying for {NUDGE_AFTER_SECONDS:.0f} s "
-            f"(a replayer learns of a new snapshot by a notice, which a killed writer may "
-            f"never send): {done}, so it scans them afresh")
+    await restart_rbd_mirror_of(
+        context, site,
+        done_then=" (a replayer learns of a new snapshot by a notice, which a killed writer "
+                  "may never send), so it scans them afresh",
+        not_done=f"{idle} copies on {site} have not started copying for "
+                 f"{NUDGE_AFTER_SECONDS:.0f} s, and its rbd-mirror was not restarted")
