@@ -29,6 +29,7 @@ COMMANDS = {
     "switchover": "drd.cli.shortcut_cmds:switchover",
     "failover": "drd.cli.shortcut_cmds:failover",
     "failback": "drd.cli.shortcut_cmds:failback",
+    "chaos": "drd.cli.chaos_cmd:chaos",
 }
 
 

@@ -80,6 +80,8 @@ class SiteRecord(_Model):
     rgw_zone: str | None = Field(default=None, description="the RGW zone its gateway serves")
     rgw_url: str | None = Field(default=None, description="S3 endpoint of its gateway")
     processes: list[ProcessRecord] = Field(default_factory=list)
+    cgroup: Path | None = Field(
+        default=None, description="the cgroup v2 group its daemons run in, for partitions")
 
     def process(self, role: DaemonRole) -> ProcessRecord | None:
         return next((p for p in self.processes if p.role is role), None)

@@ -10,6 +10,7 @@ from drd.lab import processes
 from drd.lab.description import STOP_ORDER, DaemonRole, LabDescription
 from drd.lab.errors import LabError
 from drd.lab.lab_store import load_description
+from drd.lab.site_cgroups import members, remove_site_groups
 
 # rbd-mirror can hang on SIGTERM once its peers are gone; do not wait long for it.
 GRACE_SECONDS: dict[DaemonRole, float] = {
@@ -57,8 +58,23 @@ def lab_down(lab_dir: Path, keep: bool, report: Report) -> None:
     started = time.monotonic()
     count = stop_lab_processes(description, report)
     report(f"stopped {count} lab processes in {time.monotonic() - started:.1f} s")
+    groups = [site.cgroup for site in description.sites.values() if site.cgroup is not None]
+    _stop_stragglers(groups, report)
+    remove_site_groups(groups)
     if keep:
         report(f"kept {lab_dir}")
     else:
         shutil.rmtree(lab_dir)
         report(f"removed {lab_dir}")
+
+
+def _stop_stragglers(groups: list[Path], report: Report) -> None:
+    """Stop what is still in the sites' groups: a daemon lab.json lost track of (seen: an
+    rbd-mirror restarted by a bench while a drd restarted it too, each recording its own
+    start, outlived its lab). A group holds only what the lab started there."""
+    left = sorted({pid for group in groups for pid in members(group)})
+    if not left:
+        return
+    stopped = processes.stop_pids(left, GRACE_SECONDS[DaemonRole.OSD])
+    report(f"stopped {len(stopped)} process(es) lab.json did not list, by PID from the "
+           f"sites' groups: " + ", ".join(stopped))

@@ -49,6 +49,7 @@ from drd.lab.site_boot import (
     start_role,
     wait_settled,
 )
+from drd.lab.site_cgroups import create_site_groups
 from drd.lab.topology import DRD_API_PORT, SiteSpec, mirror_links, plan_sites
 from drd.private_files import write_private
 from drd.state.store import StateStore
@@ -110,10 +111,12 @@ def _boot(lab_dir: Path, sites: list[SiteSpec], block: int, memstore_bytes: int,
         save_description(description)
 
     started = time.monotonic()
+    groups = create_site_groups(block, [site.name for site in sites])
     try:
         with ThreadPoolExecutor(max_workers=len(sites)) as pool:
             futures = [pool.submit(boot_site, site, SiteLayout(lab_dir / site.name),
-                                   memstore_bytes, record_process) for site in sites]
+                                   memstore_bytes, record_process, groups.get(site.name))
+                       for site in sites]
             for future in futures:
                 record = future.result()
                 description.sites[record.name] = record

@@ -5,6 +5,7 @@ known from the start and its whole process group can be signalled. A record's
 `create_time` guards against signalling an unrelated process that reused the PID.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from drd.lab.description import DaemonRole, ProcessRecord
+from drd.lab.site_cgroups import joining_argv
 
 # psutil reports create_time rounded to clock ticks; allow for that.
 _CREATE_TIME_SLACK = 0.05
@@ -30,13 +32,15 @@ class Started:
 
 
 def start_daemon(role: DaemonRole, entity: str, argv: list[str], *, log: Path,
-                 console: Path, env: dict[str, str] | None = None) -> Started:
-    """Spawn one daemon in its own session, its console output going to `console`."""
+                 console: Path, env: dict[str, str] | None = None,
+                 cgroup: Path | None = None) -> Started:
+    """Spawn one daemon in its own session, its console output going to `console`, inside
+    the cgroup v2 group `cgroup` when given."""
     extra_env = env or {}
     with console.open("ab") as out:
         handle = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **extra_env}, start_new_session=True,
+            joining_argv(cgroup, argv), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, env={**os.environ, **extra_env}, start_new_session=True,
         )
     try:
         create_time = psutil.Process(handle.pid).create_time()
@@ -109,6 +113,24 @@ def stop_processes(records: Sequence[ProcessRecord], grace: float) -> list[StopO
         raise RuntimeError(f"processes {pids} survived SIGKILL")
     killed_pids = {p.pid for p in survivors}
     return [StopOutcome(record, record.pid in killed_pids) for record, _ in live]
+
+
+def stop_pids(pids: Sequence[int], grace: float) -> list[str]:
+    """SIGTERM each PID, SIGKILL those left after `grace`; `name (pid N)` of each stopped."""
+    found: list[psutil.Process] = []
+    names: list[str] = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            names.append(f"{process.name()} (pid {pid})")
+            process.terminate()
+            found.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    for process in _wait_exited(found, grace):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    return names
 
 
 def _exited(process: psutil.Process) -> bool:

@@ -114,7 +114,7 @@ def start_role(site: SiteSpec, record: SiteRecord, role: DaemonRole,
     # drd logs JSON lines to stdout, so its console is its log.
     log = console if role is DaemonRole.DRD else layout.log(command.entity)
     started = processes.start_daemon(role, command.entity, command.argv, env=command.env,
-                                     log=log, console=console)
+                                     log=log, console=console, cgroup=record.cgroup)
     on_started(record, started.record)
     code = processes.wait_for_exit_or(started.handle, EARLY_EXIT_SECONDS)
     if code is not None:
@@ -142,10 +142,12 @@ WRITER_JOURNAL_COMMIT_AGE = "0.2"
 
 
 def boot_site(site: SiteSpec, layout: SiteLayout, memstore_bytes: int,
-              on_started: RecordProcess) -> SiteRecord:
-    """From an empty directory to a settled single-OSD cluster with a mirrored rbd pool."""
+              on_started: RecordProcess, cgroup: Path | None = None) -> SiteRecord:
+    """From an empty directory to a settled single-OSD cluster with a mirrored rbd pool,
+    its daemons inside `cgroup` when given."""
     check_address_free(site)
     record = write_site_files(site, layout, memstore_bytes)
+    record.cgroup = cgroup
     monmap = layout.root / "monmap"
     run_tool(monmap_command(site, record.fsid, monmap), f"site {site.name}: monmaptool")
     layout.data_dir("mon", site.name).mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from drd.lab.description import DaemonRole, LabDescription, Phase
-from drd.lab.lab_store import load_description
+from drd.lab.lab_store import load_description, save_description
 from drd.lab.processes import is_running
 from drd.lab.topology import MON_PORT
 from tests.integration.conftest import DRD, TEST_BLOCK, run_drd
@@ -81,11 +81,19 @@ def test_up_twice_changes_nothing_and_down_leaves_no_process(lab_dir: Path) -> N
     assert "already up" in again.stderr
     after = load_description(lab_dir)
     assert after is not None and _pids(after) == _pids(before)
+    # lab.json loses track of a daemon (two restarts recording at once can): down finds
+    # it in the site's cgroup all the same.
+    mirror = after.sites["a"].process(DaemonRole.RBD_MIRROR)
+    assert mirror is not None and after.sites["a"].cgroup is not None
+    after.sites["a"].processes.remove(mirror)
+    save_description(after)
 
     down = run_drd("lab", "down", "--dir", str(lab_dir))
     assert down.returncode == 0, down.stderr
     assert not _survivors(before)
+    assert f"rbd-mirror (pid {mirror.pid})" in down.stderr, down.stderr
     assert not lab_dir.exists()
+    assert not after.sites["a"].cgroup.exists(), "the site's cgroup outlived the lab"
     assert run_drd("lab", "down", "--dir", str(lab_dir)).returncode == 0, \
         "a second down must be harmless"
 
