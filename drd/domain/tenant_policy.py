@@ -46,7 +46,8 @@ from drd.domain.policy_names import (
     globs_overlap,
     image_spec,
 )
-from drd.domain.rules import RuleViolation
+from drd.domain.rules import RuleViolation, duplicate_names
+from drd.domain.service_probes import ServiceProbe
 
 
 class ReplicationMode(StrEnum):
@@ -197,8 +198,10 @@ class BlockSelection(_Section):
         default=TakeoverMode.MANUAL,
         description="automatic: the same-city site takes these images over by itself when "
                     "production is lost, guarded by the lease, the quorum and the witness "
-                    "site; manual (the default): only an operator's `drd failover` moves "
-                    "them. A takeover by the remote site always needs an operator.",
+                    "site, and never while one of the tenant's service_probes still "
+                    "answers at production; manual (the default): only an operator's "
+                    "`drd failover` moves them. A takeover by the remote site always "
+                    "needs an operator.",
         examples=["automatic"])
 
     @model_validator(mode="after")
@@ -232,6 +235,12 @@ class Protection(_Section):
                                 "a sync-lag target per destination zone; optional, "
                                 "default none.",
         examples=[[OBJECT_EXAMPLE]])
+    service_probes: tuple[ServiceProbe, ...] = Field(
+        default=(), description="Probes of the tenant's services; while one answers at the "
+                                "production site, the same-city site does not take the "
+                                "tenant's groups over by itself (see takeover). Optional, "
+                                "default none.",
+        examples=[[{"name": "water-api", "production": "http://10.20.0.5:8080/healthz"}]])
 
 
 class TenantPolicy(_Section):
@@ -270,14 +279,11 @@ class TenantPolicy(_Section):
                 for violation in rule()]
 
     def _unique_name_rules(self) -> Iterator[RuleViolation]:
-        first_index: dict[str, int] = {}
-        for index, selection in enumerate(self.protection.block):
-            first = first_index.setdefault(selection.name, index)
-            if first != index:
-                yield RuleViolation(("protection", "block", index, "name"),
-                                    f"selection {selection.name!r} is already defined at "
-                                    f"protection.block[{first}]; names must be unique "
-                                    f"within a tenant")
+        yield from duplicate_names([s.name for s in self.protection.block],
+                                   ("protection", "block"), "selection", "within a tenant")
+        yield from duplicate_names([p.name for p in self.protection.service_probes],
+                                   ("protection", "service_probes"), "probe",
+                                   "within a tenant")
 
     def _overlap_rules(self) -> Iterator[RuleViolation]:
         block = self.protection.block

@@ -183,7 +183,7 @@ def test_a_policy_with_many_mistakes_reports_every_one_at_its_line(tmp_path: Pat
         f"{path}:44: protection.block[4].remote.rpo_targt: unknown key 'rpo_targt' is not "
         f"allowed; allowed keys here: mode, interval, rpo_target",
         f"{path}:45: protection.objects: unknown key 'objects' is not allowed; allowed keys "
-        f"here: block, object",
+        f"here: block, object, service_probes",
     ]
 
 
@@ -377,9 +377,9 @@ def test_the_schema_describes_every_field_and_forbids_unknown_keys() -> None:
     schema = policy_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     models = [schema, *(d for d in schema["$defs"].values() if d["type"] == "object")]
-    # policy, protection, block and object selections, 3 destinations; backup, its sources,
-    # schedules, retention, prune, check, restore test and its sample
-    assert len(models) == 15
+    # policy, protection, block and object selections, 3 destinations, service probes;
+    # backup, its sources, schedules, retention, prune, check, restore test and its sample
+    assert len(models) == 16
     for model in models:
         assert model["additionalProperties"] is False
         for name, field in model["properties"].items():
