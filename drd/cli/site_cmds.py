@@ -66,6 +66,18 @@ _DETECTOR_STYLES = {"alive": "[green]alive[/]", "suspect": "[yellow]suspect[/]",
                     "lost": "[bold red]LOST[/]"}
 
 
+_PROTECTION_STYLES = {"protected": "[green]protected[/]", "degraded": "[yellow]degraded[/]",
+                      "unprotected": "[bold red]UNPROTECTED[/]"}
+
+
+def _protected_again(taken: dict[str, Any]) -> str:
+    if taken.get("protected_again_seconds") is not None:
+        return f", protected again {taken['protected_again_seconds']:.1f} s after"
+    if taken.get("protection") == "unprotected":
+        return ", [bold red]not protected again yet[/]"
+    return ""
+
+
 def _print_status(result: SiteStatus) -> None:
     now = datetime.now(UTC)
     console = Console()
@@ -110,7 +122,20 @@ def _print_status(result: SiteStatus) -> None:
             console.print(f"  last takeover: from {taken.get('from')} at epoch "
                           f"{taken.get('epoch')}, run {taken.get('run', '-')} "
                           f"{taken.get('run_state', 'running' if taken.get('running') else '')}"
-                          f", rto {report.get('rto_seconds', '-')} s", highlight=False)
+                          f", rto {report.get('rto_seconds', '-')} s"
+                          + _protected_again(taken), highlight=False)
+    for group in result.protection:
+        style = _PROTECTION_STYLES.get(group.state, group.state)
+        since = (f" since {group.unprotected_since:%H:%M:%S} "
+                 f"({_ago(group.unprotected_since, now)})" if group.unprotected_since else "")
+        again = (f"; last unprotected for {group.protected_again_seconds:.1f} s"
+                 if group.protected_again_seconds is not None else "")
+        console.print(f"group {group.group}: {style}{since}{again}: {group.reason}",
+                      highlight=False)
+    for probe in result.service_probes:
+        answer = "[green]answers[/]" if probe.answering else "[bold red]silent[/]"
+        console.print(f"service {probe.tenant}/{probe.probe} at {probe.site_kind.value} "
+                      f"({probe.endpoint}): {answer}: {probe.result}", highlight=False)
     for problem in result.policy_problems:
         console.print(f"[bold red]policy refused:[/] {problem}", highlight=False)
 
