@@ -43,6 +43,8 @@ class LeaseVoteOut(_Body):
     epoch: int | None = Field(description="at which epoch")
     remaining_seconds: float | None = Field(
         description="how long the voter's promise still runs, on its own clock")
+    released: bool = Field(default=False, description="whether that holder handed the "
+                                                      "lease over at that epoch")
 
 
 class HeartbeatOut(_Body):
@@ -99,6 +101,29 @@ class LeaseView(_Body):
                                                  "its run and report")
 
 
+class ProtectionView(_Body):
+    group: str = Field(description="<tenant>/<selection>, with images primary on this site")
+    state: str = Field(description="protected, degraded (a copy within target at some "
+                                   "destination only) or unprotected (an image with none)")
+    reason: str
+    unprotected_since: datetime | None = Field(
+        default=None, description="when this site first saw the group unprotected, "
+                                  "while it is")
+    protected_again_seconds: float | None = Field(
+        default=None, description="how long the group was unprotected the last time, "
+                                  "e.g. from a takeover until the remote site followed")
+
+
+class ServiceProbeView(_Body):
+    tenant: str
+    probe: str
+    site_kind: SiteKind = Field(description="the site whose endpoint is probed")
+    endpoint: str
+    answering: bool = Field(description="answered within the takeover's answer window")
+    result: str = Field(description="what the last probe said, or why it failed")
+    seconds_since_answer: float | None
+
+
 class SiteStatus(_Body):
     site: str
     kind: SiteKind
@@ -119,6 +144,12 @@ class SiteStatus(_Body):
     leases: list[LeaseView] = Field(
         default_factory=list, description="every group with automatic takeover: its lease "
                                           "as this site sees it")
+    service_probes: list[ServiceProbeView] = Field(
+        default_factory=list, description="the tenants' service probes, from this site; "
+                                          "one answering at the holder vetoes a takeover")
+    protection: list[ProtectionView] = Field(
+        default_factory=list, description="every group with images primary here: whether "
+                                          "a copy within target exists elsewhere")
 
 
 class PolicyAccepted(_Body):

@@ -22,6 +22,7 @@ import rbd
 
 from drd.ceph.cluster import CephError, mon_command
 from drd.ceph.rbd_images import pool_ioctx
+from drd.ceph.rbd_mirror_setup import peer_credentials
 from drd.domain.replication_plan import ImageRef
 
 # A blocklisted client never writes again under that address; the entry only has to
@@ -65,6 +66,21 @@ def image_holders(cluster: Any, ref: ImageRef) -> list[Holder]:
             if client != f"client.{own}"]
 
 
+def lock_owners(cluster: Any, ref: ImageRef) -> list[tuple[str, str]]:
+    """(client, address) of each owner of the image's exclusive lock: one cheap call,
+    without the monitors' sessions that `image_holders` also asks."""
+    ioctx = pool_ioctx(cluster, ref.pool, ref.namespace)
+    try:
+        with rbd.Image(ioctx, ref.name, read_only=True) as image:
+            lockers = image.list_lockers() or {}
+    except (rbd.Error, rados.Error) as error:
+        raise CephError(f"listing the lock owners of {ref}: {error}") from error
+    finally:
+        ioctx.close()
+    return [(str(client), str(address)) for client, _cookie, address
+            in lockers.get("lockers", [])]
+
+
 def client_entities(cluster: Any) -> dict[str, str]:
     """Client address -> the cephx entity it authenticated as, from every monitor's
     sessions: a watch names only the instance (client.4245), its session the user
@@ -83,6 +99,18 @@ def client_entities(cluster: Any) -> dict[str, str]:
                 if entity and addr.get("type") != "none":
                     found[f"{addr['addr']}/{addr['nonce']}"] = entity
     return found
+
+
+def peer_replayers(cluster: Any, pool: str) -> list[str]:
+    """The addresses of every client logged in as the pool's mirror peer user: the peers'
+    rbd-mirror daemons that replicate from this site. Besides the image, a peer replaying
+    a journal image watches its journal header (`journal.<id>`), which no image listing
+    shows and librados' Python binding cannot list; the monitors' sessions name them all.
+    The peer user is the one `mirror peer bootstrap create` mints (it returns the
+    existing one), as drd registers every peer with it."""
+    user = f"client.{peer_credentials(cluster, pool).client_id}"
+    return sorted(address for address, entity in client_entities(cluster).items()
+                  if entity == user)
 
 
 def blocklist(cluster: Any, address: str, seconds: float = FENCE_SECONDS) -> None:

@@ -79,18 +79,21 @@ class LeaseVoter:
                 self._promises[group] = granted
             return result
 
-    async def adopt(self, group: str, holder: str, epoch: int) -> None:
+    async def adopt(self, group: str, holder: str, epoch: int, *,
+                    released: bool = False) -> None:
         """Learn from a peer that `holder` holds `group` at a newer `epoch` (this site
-        was away when it took over): stored, and promised here from now on."""
+        was away when it took over), or held it and handed it over (`released`):
+        stored, and promised here from now on."""
         async with self._lock:
             promise = self._promises.get(group)
             if promise is not None and promise.epoch >= epoch:
                 return
             await asyncio.to_thread(self._store.accept_epoch, group, epoch=epoch,
                                     primary=holder, now=datetime.now(UTC), by=self.site)
-            self._promises[group] = Promise(holder, epoch, self._clock() + self.settings.ttl)
+            until = self._clock() + (0.0 if released else self.settings.ttl)
+            self._promises[group] = Promise(holder, epoch, until, released=released)
             log.warning("lease: a newer epoch learnt from a peer", group=group, holder=holder,
-                        epoch=epoch)
+                        epoch=epoch, released=released)
 
     async def release(self, group: str, holder: str, epoch: int) -> Promise | None:
         """The holder hands the lease over (not persisted: the holder repeats it every
@@ -107,4 +110,5 @@ class LeaseVoter:
         return LeaseVoteOut(site=self.site, answer=answer, reason=reason,
                             holder=promise.holder if promise else None,
                             epoch=promise.epoch if promise else None,
-                            remaining_seconds=self.remaining(group))
+                            remaining_seconds=self.remaining(group),
+                            released=promise.released if promise else False)

@@ -94,7 +94,8 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
     peer_probes = PeerCephProbes()
     runtime.takeover = takeover = TakeoverService(
         config, runtime.voter, runtime.signals, runtime.runbooks,
-        ClusterHandle(config.ceph.conf, config.ceph.client, CEPH_DEADLINE_SECONDS))
+        ClusterHandle(config.ceph.conf, config.ceph.client, CEPH_DEADLINE_SECONDS),
+        prober=runtime.service_prober)
     signals = _install_signal_handlers()
     runner = web.AppRunner(create_app(runtime), shutdown_timeout=options.drain_seconds,
                            access_log=None)
@@ -115,6 +116,10 @@ async def run_daemon(options: DaemonOptions, notifier: SystemdNotifier,
                 group.create_task(supervised(
                     "takeover", lambda: takeover.loop(session, lambda: runtime.config,
                                                       lambda: policy_book.policies), metrics)),
+                group.create_task(supervised(
+                    "service-probes", lambda: runtime.service_prober.loop(
+                        session, lambda: runtime.config, lambda: policy_book.policies),
+                    metrics)),
                 group.create_task(supervised(
                     "peer-ceph", lambda: peer_ceph_loop(runtime, runtime.signals, peer_probes),
                     metrics)),

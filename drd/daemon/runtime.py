@@ -10,6 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from drd import __version__
 from drd.api.metrics import DaemonMetrics
@@ -26,8 +27,10 @@ from drd.api.schemas import (
     PeerView,
     PolicyAccepted,
     Probe,
+    ProtectionView,
     RunList,
     RunOut,
+    ServiceProbeView,
     SiteStatus,
 )
 from drd.api.tokens import TokenRegistry
@@ -35,12 +38,15 @@ from drd.backup.service import BackupService
 from drd.daemon.backup_context import BackupContext
 from drd.daemon.lease_voter import LeaseVoter
 from drd.daemon.peer_detector import PeerSignals
+from drd.daemon.service_prober import ServiceProber
 from drd.daemon.takeover_service import TakeoverService
 from drd.domain.access import Principal
 from drd.domain.failure_detector import PeerState, Signal
+from drd.domain.group_protection import Protection
 from drd.domain.lease import Ask
 from drd.domain.peer_liveness import PeerObservation, judge_peer
 from drd.domain.site_config import SiteConfig
+from drd.replication.group_watch import GroupWatch
 from drd.replication.policies import PolicyBook
 from drd.replication.reporting import rpo_report, tenant_protection
 from drd.replication.views import RpoReport, TenantProtection
@@ -88,6 +94,8 @@ class SiteRuntime(BackupContext):
         self.voter = LeaseVoter(store, loaded.config.site.name,
                                 loaded.config.takeover.lease(), self.peer_lost)
         self.takeover: TakeoverService | None = None
+        self.group_watch = GroupWatch()
+        self.service_prober = ServiceProber()
 
     @property
     def config(self) -> SiteConfig:
@@ -128,6 +136,7 @@ class SiteRuntime(BackupContext):
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
+        self.group_watch.observe(self.policy_book.service, datetime.now(UTC))
 
     def record_ceph(self, view: CephView) -> None:
         self.ceph = view
@@ -174,7 +183,30 @@ class SiteRuntime(BackupContext):
             config_loaded_at=self.loaded.loaded_at, ceph=self.ceph,
             peers=self.peer_views(now), rpo_breaches=rpo.breaches, rpo_warnings=rpo.warnings,
             policy_problems=[issue.render() for issue in self.policy_book.issues],
-            object_sync=self._object_sync_lines(), leases=self._lease_views())
+            object_sync=self._object_sync_lines(), leases=self._lease_views(),
+            protection=self._protection_views(),
+            service_probes=[ServiceProbeView(
+                tenant=r.tenant, probe=r.probe, site_kind=r.kind, endpoint=r.endpoint,
+                answering=r.answering, result=r.result,
+                seconds_since_answer=r.seconds_since_answer)
+                for r in self.service_prober.results()])
+
+    def _with_protection(self, group: str, takeover: dict[str, Any]) -> dict[str, Any]:
+        """A takeover's record with how long the new primary stayed unprotected."""
+        clock = self.group_watch.clocks.get(group)
+        if not takeover or clock is None:
+            return takeover
+        return {**takeover, "protection": clock.state.value,
+                "protected_again_seconds": clock.protected_again_seconds}
+
+    def _protection_views(self) -> list[ProtectionView]:
+        watch = self.group_watch
+        return [ProtectionView(group=group, state=judged.state.value, reason=judged.reason,
+                               unprotected_since=watch.clocks[group].unprotected_since
+                               if judged.state is Protection.UNPROTECTED else None,
+                               protected_again_seconds=watch.clocks[group]
+                               .protected_again_seconds)
+                for group, judged in sorted(watch.judged.items())]
 
     def _lease_views(self) -> list[LeaseView]:
         if self.takeover is None:
@@ -188,7 +220,7 @@ class SiteRuntime(BackupContext):
                 remaining_seconds=self.voter.remaining(group),
                 move=state.last.move.value if state.last else "",
                 reason=state.last.reason if state.last else "not decided yet",
-                fenced=state.fenced, takeover=state.takeover))
+                fenced=state.fenced, takeover=self._with_protection(group, state.takeover)))
         return views
 
     def _object_sync_lines(self) -> list[str]:

@@ -48,7 +48,10 @@ class LeaseSettings:
 class Promise:
     """A voter's promise: `holder` holds the group at `epoch` until the voter's `until`.
     `released`: the holder gave it up, its images demoted by a planned move (a switchover,
-    a failback), so the site they moved to may claim it at once."""
+    a failback), so the site they moved to may claim it at once. A release is final: the
+    holder cannot renew that epoch again, as a renewal arriving after the release (one
+    sent before it, or sent while the holder's Ceph did not say where the images are
+    primary) would take the lease back from under the site the images moved to."""
 
     holder: str
     epoch: int
@@ -89,7 +92,7 @@ def vote(promise: Promise | None, ask: Ask, now: float, settings: LeaseSettings,
     if ask.epoch < promise.epoch:
         return Vote(Answer.REFUSED, f"epoch {ask.epoch} is stale: {promise.holder} holds "
                                     f"epoch {promise.epoch}", promise)
-    if ask.candidate == promise.holder and ask.epoch == promise.epoch:
+    if ask.candidate == promise.holder and ask.epoch == promise.epoch and not promise.released:
         renewed = Promise(promise.holder, promise.epoch, now + settings.ttl)
         return Vote(Answer.GRANTED, f"renewed for {settings.ttl:g} s", renewed)
     if ask.candidate != promise.holder and not promise.released:

@@ -7,7 +7,7 @@ check a policy against the site config), so the validator can put a line on each
 import os
 import re
 import stat as stat_bits
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,19 @@ class RuleViolation:
 
     path: FieldPath
     message: str
+
+
+def duplicate_names(names: Sequence[str], section: FieldPath, what: str,
+                    scope: str) -> Iterator[RuleViolation]:
+    """A violation at every name of a list (`section`) that an earlier entry took."""
+    first_index: dict[str, int] = {}
+    where = ".".join(str(part) for part in section)
+    for index, name in enumerate(names):
+        first = first_index.setdefault(name, index)
+        if first != index:
+            yield RuleViolation((*section, index, "name"),
+                                f"{what} {name!r} is already defined at {where}[{first}]; "
+                                f"names must be unique {scope}")
 
 
 # systemd's unit name characters, and the glob characters systemctl matches loaded units by.

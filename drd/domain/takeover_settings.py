@@ -47,10 +47,24 @@ class TakeoverSettings(BaseModel):
                     "lease runs out; more than a demotion takes. Default 2.5.",
         examples=[2.5])
 
+    service_probe_seconds: float = Field(
+        default=2.0, gt=0, le=60, strict=True,
+        description="Seconds between probes of each tenant's service_probes. Default 2.0.",
+        examples=[2.0])
+    service_answer_window_seconds: float = Field(
+        default=6.0, gt=0, le=600, strict=True,
+        description="A tenant's service that answered a probe this recently still counts "
+                    "as served, and vetoes a takeover of the tenant's groups; more than "
+                    "service_probe_seconds, so that one lost answer lifts no veto. "
+                    "Default 6.0.", examples=[6.0])
+
     @model_validator(mode="after")
     def _consistent(self) -> "TakeoverSettings":
         self.detector()
         self.lease()
+        if self.service_answer_window_seconds <= self.service_probe_seconds:
+            raise ValueError("service_answer_window_seconds must be longer than "
+                             "service_probe_seconds, or one lost answer lifts the veto")
         return self
 
     def detector(self) -> DetectorSettings:

@@ -56,3 +56,20 @@ async def test_the_holders_own_vote_never_sees_itself_lost(tmp_path: Path) -> No
         clock.now += 60  # a's own promise ran out: a did not renew
         refused = await voter.answer("g", Ask("b", 2))
         assert refused.answer is Answer.REFUSED and "does not see a lost" in refused.reason
+
+
+async def test_a_handed_over_epoch_learnt_from_peers_lets_this_site_claim_at_once(
+        tmp_path: Path) -> None:
+    """A site that returned with a stale epoch learns from a majority that b held epoch 2
+    and handed it over (a failback moved the images here): it may claim 3 at once."""
+    clock = Clock()
+    with StateStore.initialise(tmp_path / "state", "a") as store:
+        voter = LeaseVoter(store, "a", SETTINGS, lambda _site: False, clock)
+        assert (await voter.answer("g", Ask("a", 1))).answer is Answer.GRANTED
+        await voter.adopt("g", "b", 2, released=True)
+        view = voter.view("g", "refused", "")
+        assert (view.holder, view.epoch, view.released) == ("b", 2, True)
+        assert (await voter.answer("g", Ask("b", 2))).answer is Answer.REFUSED  # final
+        assert (await voter.answer("g", Ask("a", 3))).answer is Answer.GRANTED
+        stored = store.epoch("g")
+        assert stored is not None and (stored.primary_site, stored.epoch) == ("a", 3)

@@ -1,5 +1,7 @@
 """Who moves about a group's lease, and when."""
 
+from drd.api.schemas import LeaseVoteOut
+from drd.daemon.lease_quorum import newer_epoch_held
 from drd.domain.failure_detector import PeerState
 from drd.domain.lease import Promise
 from drd.domain.site import SiteKind
@@ -48,3 +50,41 @@ def test_a_holder_whose_images_moved_away_hands_over_and_the_new_primary_claims(
     claim = move("b", released, primary=True)
     assert (claim.move, claim.epoch) == (Move.CLAIM, 5)
     assert move("c", released, primary=False).move is Move.STAY
+
+
+def test_a_holder_that_handed_over_never_renews_and_claims_anew_if_primary_again() -> None:
+    released = Promise("b", 2, until=100.0, released=True)
+    # Its Ceph not answering once (a resync of its copies) must not take the lease back
+    # from the site the images moved to.
+    assert move("b", released, primary=None).move is Move.STAY
+    again = move("b", released, primary=False)
+    assert (again.move, again.epoch) == (Move.RELEASE, 2)  # told again, for restarted voters
+    back = move("b", released, primary=True)
+    assert (back.move, back.epoch) == (Move.CLAIM, 3)
+
+
+def vote_for(site: str, holder: str | None, epoch: int | None,
+             released: bool = False) -> LeaseVoteOut:
+    return LeaseVoteOut(site=site, answer="refused", reason="", holder=holder, epoch=epoch,
+                        remaining_seconds=None, released=released)
+
+
+def test_a_holder_learns_a_newer_epoch_only_from_a_majority_of_voters() -> None:
+    # b lost its takeover vote but still names itself: a must not fence on b's word alone.
+    alone = [vote_for("a", "a", 1), vote_for("b", "b", 2), vote_for("c", "a", 1)]
+    assert newer_epoch_held(alone, 1, "a") is None
+    # b won epoch 2 while a was away: b and c both name it.
+    won = [vote_for("a", "a", 1), vote_for("b", "b", 2), vote_for("c", "b", 2)]
+    found = newer_epoch_held(won, 1, "a")
+    assert found is not None and (found.holder, found.epoch) == ("b", 2)
+    assert newer_epoch_held(won, 2, "a") is None  # nothing newer than what a holds
+
+
+def test_the_winner_renews_while_its_takeover_is_still_promoting() -> None:
+    won = Promise("b", 2, 100.0)
+    promoting = next_move("b", SiteKind.SAME_CITY, won, primary_here=False,
+                          holder_state=None, remaining=5.0, taking_over=True)
+    assert (promoting.move, promoting.epoch) == (Move.RENEW, 2)
+    moved_away = next_move("b", SiteKind.SAME_CITY, won, primary_here=False,
+                           holder_state=None, remaining=5.0)
+    assert moved_away.move is Move.RELEASE
