@@ -122,11 +122,6 @@ def remove_snapshots(cluster: Any, ref: ImageRef, names: tuple[str, ...]
         return [], None
 
 
-def take_mirror_snapshot(cluster: Any, ref: ImageRef) -> int:
-    with open_image(cluster, ref, "mirror snapshot of") as image:
-        return int(image.mirror_image_create_snapshot())
-
-
 def snapshots_by_name(cluster: Any, pool: str, namespace: str, names: list[str]
                       ) -> dict[str, list[codec.SnapshotInfo] | CephError | None]:
     """Every snapshot of each named image (None: no such image), in two rounds of cls

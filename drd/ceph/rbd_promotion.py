@@ -65,12 +65,6 @@ def request_resync(cluster: Any, ref: ImageRef) -> None:
         image.mirror_image_resync()
 
 
-def take_mirror_snapshot(cluster: Any, ref: ImageRef) -> int:
-    """A mirror snapshot of a primary snapshot-mode image; its snapshot id."""
-    with open_image(cluster, ref, "taking a mirror snapshot of") as image:
-        return int(image.mirror_image_create_snapshot())
-
-
 def local_statuses(cluster: Any, pool: str, namespace: str) -> dict[str, MirrorStatus]:
     """What this site's rbd-mirror last reported on each of this site's copies, by
     image id, from one listing. Images without a report are left out."""

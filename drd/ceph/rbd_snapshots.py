@@ -86,6 +86,17 @@ def snapshot_mirroring(cluster: Any, ref: ImageRef) -> bool | None:
         return bool(image.mirror_image_get_mode() == rbd.RBD_MIRROR_IMAGE_MODE_SNAPSHOT)
 
 
+def copy_replaying(cluster: Any, ref: ImageRef) -> bool:
+    """Whether this site's rbd-mirror reports its copy of `ref` as replaying: past its
+    image sync, which creates every snapshot first and copies their data after."""
+    try:
+        with open_image(cluster, ref, "reading the mirror status of", read_only=True) as image:
+            return bool(image.mirror_image_get_status().get("state")
+                        == rbd.MIRROR_IMAGE_STATUS_STATE_REPLAYING)
+    except ImageMissing:
+        return False
+
+
 def create_snapshot(cluster: Any, ref: ImageRef, name: str) -> int:
     """Take the user snapshot `name` of the image; the image size it captured."""
     with open_image(cluster, ref, f"taking snapshot {name} of") as image:

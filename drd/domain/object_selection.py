@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from drd.domain.durations import PositiveDuration
-from drd.domain.rules import FieldPath, RuleViolation
+from drd.domain.rules import FieldPath, RuleViolation, duplicate_names
 
 # S3 bucket names (3-63 of lowercase letters, digits, '.', '-'), plus the glob
 # characters * ? [ ]. The length bound is checked on names, not on globs.
@@ -123,14 +123,8 @@ class ObjectSelection(_Section):
 
 def object_selection_rules(selections: tuple[ObjectSelection, ...]) -> Iterator[RuleViolation]:
     """Names unique, and no bucket claimed by two selections with different targets."""
-    first_index: dict[str, int] = {}
-    for index, selection in enumerate(selections):
-        first = first_index.setdefault(selection.name, index)
-        if first != index:
-            yield RuleViolation(("protection", "object", index, "name"),
-                                f"selection {selection.name!r} is already defined at "
-                                f"protection.object[{first}]; names must be unique among "
-                                f"the tenant's object selections")
+    yield from duplicate_names([s.name for s in selections], ("protection", "object"),
+                               "selection", "among the tenant's object selections")
     for later, selection in enumerate(selections):
         for glob_index, glob in enumerate(selection.buckets):
             earlier = next((i for i in range(later)

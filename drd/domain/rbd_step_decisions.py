@@ -174,10 +174,14 @@ def judge_copy(image: ObservedImage, status: MirrorStatus | None,
 
 
 def resync_decision(loser: ObservedImage | None, winner: ObservedImage | None,
-                    health: CopyHealth | None, loser_site: str, winner_site: str) -> Decision:
+                    health: CopyHealth | None, loser_site: str, winner_site: str, *,
+                    settling: bool = False) -> Decision:
     """Resync the losing side's copy when it is split-brained against the winner's primary.
 
-    `health` is `judge_copy` of the losing copy, None when it is not there."""
+    `health` is `judge_copy` of the losing copy, None when it is not there. While
+    `settling`, a copy without mirroring is waited for rather than refused: rbd-mirror
+    creates a copy first and enables its mirroring after (seen once in a failback, just
+    after a's rbd-mirror re-created a copy)."""
     if winner is None:
         return Decision(Act.REFUSE, f"not on {winner_site}: nothing to resync from")
     if winner.state is not MirrorState.ENABLED or not winner.primary:
@@ -187,6 +191,9 @@ def resync_decision(loser: ObservedImage | None, winner: ObservedImage | None,
         # rbd-mirror deletes a copy it resyncs and creates it again.
         return Decision(Act.WAIT, f"no copy on {loser_site} yet: rbd-mirror is (re)creating it")
     if loser.state is MirrorState.DISABLED:
+        if settling:
+            return Decision(Act.WAIT, f"not mirrored on {loser_site} yet: rbd-mirror may be "
+                                      f"(re)creating it")
         return Decision(Act.REFUSE, f"not mirrored on {loser_site}")
     if loser.state is not MirrorState.ENABLED:
         return Decision(Act.WAIT, f"mirroring on {loser_site} is {loser.state.value}")

@@ -106,7 +106,7 @@ def render_drd_config(site: SiteSpec, ceph_conf: Path, layout: DrdLayout,
         "tenants": {tenant: {"grants": [{"pool": "rbd", "namespace": tenant}]}
                     for tenant in LAB_TENANTS},
         # A lab shows bucket sync at demo pace; sites keep the 15 s and 5 min defaults.
-        "object_sync": {"interval": "5s", "stuck_after": "1m"},
+        "object_sync": {"interval": "5s", "stuck_after": "30s"},
         "heartbeat": {"interval_seconds": 1.0, "timeout_seconds": 0.8,
                       "lost_after_missed": 3},
         "log": {"level": "info"},

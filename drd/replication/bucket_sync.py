@@ -206,10 +206,12 @@ class BucketSyncService:
         lag = bucket_lag(read_at, oldest, full, now)
         stuck = self._stuck.observe(bucket, site, behind, now)
         advice = await self._repair_advice(peer, bucket) if stuck else None
+        state = judge_rpo(lag.measured, watch.target)
+        if stuck and state in (RpoState.OK, RpoState.UNKNOWN):
+            state = RpoState.WARN  # it will not catch up by itself, whatever its lag now
         measurement = BucketMeasurement(
             spec.tenant, spec.selection.name, bucket, watch.destination, site, watch.target,
-            lag, judge_rpo(lag.measured, watch.target), stuck,
-            advice.text if advice else None)
+            lag, state, stuck, advice.text if advice else None)
         await self._handle_stuck(spec, measurement, advice, peer)
         self._record(measurement)
         return measurement

@@ -118,7 +118,7 @@ class DrillCleaner:
                            & (snapshot_mode - nudged))
             if nudge:  # snapshot mode ships a removal with the next mirror snapshot
                 results = await for_each(nudge, lambda ref: context.sites.cluster(
-                    source).run(lambda c: rbd_drill.take_mirror_snapshot(c, ref)))
+                    source).run(lambda c: rbd_images.take_mirror_snapshot(c, ref)))
                 nudged |= set(nudge)
                 if bad := failures(nudge, results):
                     return [f"cannot take a mirror snapshot to carry the removal: {b}"

@@ -16,6 +16,7 @@ promoting)", 2 s with the peer alive, 5-8 s with it dead) and then takes a prima
 snapshot. Beyond that, drd fences the lost site's writers where it can reach them.
 """
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -159,17 +160,34 @@ class RbdForcePromote:
         site, lost = context.site(params.site), context.site(params.lost)
         if site == lost:
             raise StepFailed(f"site {site} cannot take over from itself")
+        out = context.output
+        started = time.monotonic()
+
+        def mark(phase: str) -> None:  # where the RTO goes, for operators and the bench
+            out.facts.setdefault("phase_seconds", {})[phase] = round(
+                time.monotonic() - started, 3)
+
         images = await images_on(context, site)
         decisions = _decided(images, _force_decision)
         refuse_if_any(images, decisions, "force-promote", site)
+        mark("images read")
         await _fence(context, lost)
+        mark("lost site fenced")
         held = await _held_up_to(context, site, _to_act(images, decisions))
-        stuck = StuckReplayers(site, RELEASE_GRACE_SECONDS if context.sites.peer_reachable(lost)
-                               else LOST_SITE_GRACE_SECONDS)
+        mark("replayed positions read")
+        lost_drd = not context.sites.peer_reachable(lost)
+        stuck = StuckReplayers(site, LOST_SITE_GRACE_SECONDS if lost_drd
+                               else RELEASE_GRACE_SECONDS)
+        if lost_drd:
+            await stuck.fence_before(context, [i.ref for i in _to_act(images, decisions)])
+            mark("stuck replayers fenced")
         await _promote(context, site, images, decisions, force=True, patience=0.0,
                        stuck=stuck)
+        mark("promoted")
         await stuck.restart_fenced(context)
-        out = context.output
+        mark("replayers restarted")
+        out.say("phases (seconds from the step's start): " + ", ".join(
+            f"{phase} {at}" for phase, at in out.facts["phase_seconds"].items()))
         writable = datetime.fromisoformat(out.facts["writable_at"])
         seconds, line = loss_window(list(held.values()), writable)
         out.facts["loss_window_seconds"] = seconds
@@ -332,7 +350,7 @@ class MirrorSnapshot:
         work = _to_act(images, _snapshot_decisions(images))
         handle = context.sites.cluster(site)
         results = await for_each(work, lambda image: handle.run(
-            lambda cluster: rbd_promotion.take_mirror_snapshot(cluster, image.ref)))
+            lambda cluster: rbd_images.take_mirror_snapshot(cluster, image.ref)))
         failed = failed_images(work, results)
         taken = {str(image.ref): result for image, result in zip(work, results, strict=True)
                  if isinstance(result, int)}

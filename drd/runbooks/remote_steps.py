@@ -56,6 +56,8 @@ REPAIR_POLL_SECONDS = 10.0
 RESYNC_STUCK_SECONDS = 90.0
 # A restarted rbd-mirror reported on every copy within about 10 s in the lab.
 REPORT_PATIENCE_SECONDS = 60.0
+# Restarted that many times and still silent on a copy, it is not going to report.
+REPORT_RESTARTS = 2
 _RECEIVING = ("rx-only", "rx-tx")
 
 
@@ -103,10 +105,12 @@ class RbdRemoteFollow:
                 time.monotonic() - started, 3)
 
         resynced: dict[str, dict[ImageRef, datetime]] = {}
+        moved: set[tuple[str, str]] = set()  # (remote, pool) re-pointed by this run
         pools = sorted({image.ref.pool for image in images})
         for remote in remotes:
             repointed = [pool for pool in pools
                          if await _repoint(context, remote, primary, pool)]
+            moved |= {(remote, pool) for pool in repointed}
             mark("re-pointed")
             if repointed:
                 await _restart_replayer(context, remote)
@@ -128,7 +132,7 @@ class RbdRemoteFollow:
                 mark("rbd-mirror restarted for the resyncs")
         proving = asyncio.create_task(prove_by_probe(context, primary, images, remotes))
         repairing = asyncio.create_task(
-            _keep_repairing(context, primary, images, since, resynced))
+            _keep_repairing(context, primary, images, since, resynced, moved=moved))
         try:
             # The repairs end only by failing: a copy a resync does not cure.
             await asyncio.wait([proving, repairing], return_when=asyncio.FIRST_COMPLETED)
@@ -230,15 +234,25 @@ def _peer_remover(pool: str, site: str) -> Callable[[Any], bool]:
 async def _settled_decisions(context: StepContext, remote: str, images: list[SiteImage],
                              since: datetime | None) -> dict[ImageRef, Decision]:
     """Every copy's decision once none must wait for a newer report; StepFailed on a
-    refusal. Every mirrored copy of the pools in scope counts: the whole pool moved."""
+    refusal, or when the remote's rbd-mirror, restarted, still reports on none.
+
+    Once the pool was re-pointed (`since` set) every mirrored copy of it counts: the
+    whole pool moved. Otherwise only the copies in scope do: in a pool that other tenants
+    share, their copies may follow a primary elsewhere and say "remote image is not
+    primary" for good, which is not this run's to wait for (a full run waited on them
+    for ten minutes)."""
     pools = sorted({image.ref.pool for image in images})
+    in_scope = None if since is not None else {image.ref for image in images}
     waiting: dict[ImageRef, Decision] = {}
+    restarts = 0
     restart_at = time.monotonic() + REPORT_PATIENCE_SECONDS
     try:
         while True:
             decisions: dict[ImageRef, Decision] = {}
             for pool in pools:
                 decisions |= await _decisions(context, remote, pool, since)
+            if in_scope is not None:
+                decisions = {ref: d for ref, d in decisions.items() if ref in in_scope}
             refused = {ref: d for ref, d in decisions.items() if d.act is Act.REFUSE}
             if refused:
                 raise StepFailed(f"{remote} cannot follow: "
@@ -247,12 +261,18 @@ async def _settled_decisions(context: StepContext, remote: str, images: list[Sit
             if not waiting:
                 return decisions
             if time.monotonic() > restart_at:
+                if restarts == REPORT_RESTARTS:
+                    raise StepFailed(
+                        f"{remote}'s rbd-mirror reported nothing to act on for "
+                        f"{len(waiting)} copies, restarted {restarts} times: " + "; ".join(
+                            grouped({ref: d.reason for ref, d in waiting.items()})))
                 # No report for that long: rbd-mirror 16.2.15 dies now and then (the
                 # ~ImageWatcher assert); systemd restarts it on a real site, drd here.
                 context.output.say(f"{remote}'s rbd-mirror has not reported on "
                                    f"{len(waiting)} copies for "
                                    f"{REPORT_PATIENCE_SECONDS:.0f} s: restarting it")
                 await _restart_replayer(context, remote)
+                restarts += 1
                 restart_at = time.monotonic() + REPORT_PATIENCE_SECONDS
             await asyncio.sleep(POLL_SECONDS)
     except asyncio.CancelledError:
@@ -287,13 +307,16 @@ async def _reports(context: StepContext, remote: str, pool: str
 
 
 async def _keep_repairing(context: StepContext, primary: str, images: list[SiteImage],
-                          since: datetime, resynced: dict[str, dict[ImageRef, datetime]]
-                          ) -> None:
+                          since: datetime, resynced: dict[str, dict[ImageRef, datetime]], *,
+                          moved: set[tuple[str, str]]) -> None:
     """While the probe is awaited, resync any copy that reports it cannot link only now
     (a copy that looked as if it followed may report split-brain a moment later, and the
     probe would wait for it in vain); StepFailed for a copy still unlinked on a report
-    RESYNC_STUCK_SECONDS after its resync was requested. Otherwise until cancelled."""
+    RESYNC_STUCK_SECONDS after its resync was requested. Otherwise until cancelled.
+    Copies out of scope count only in a pool this run re-pointed (`moved`):
+    elsewhere they follow whoever they followed, and are other tenants' business."""
     pools = sorted({image.ref.pool for image in images})
+    in_scope = {image.ref for image in images}
     while True:
         await asyncio.sleep(REPAIR_POLL_SECONDS)
         for remote, requested in resynced.items():
@@ -306,7 +329,8 @@ async def _keep_repairing(context: StepContext, primary: str, images: list[SiteI
                 continue
             late = {ref: follow_decision(primary_here, status, since)
                     for ref, (primary_here, status) in reports.items()
-                    if ref not in requested}
+                    if ref not in requested
+                    and (ref in in_scope or (remote, ref.pool) in moved)}
             act = {ref: decision for ref, decision in late.items() if decision.act is Act.ACT}
             if act:
                 requested.update(await _resync(context, remote, primary, act))

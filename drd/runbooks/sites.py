@@ -19,7 +19,7 @@ CEPH_DEADLINE_SECONDS = 10.0
 # For a site whose drd the heartbeats say is lost: its Ceph is most likely gone too, and
 # a forced promotion must not spend 10 s finding that out (the failover's RTO did, in the
 # lab); a live cluster on the same network still answers well within it.
-LOST_SITE_DEADLINE_SECONDS = 3.0
+LOST_SITE_DEADLINE_SECONDS = 1.5
 
 
 class ConfiguredSites:

@@ -22,7 +22,7 @@ from drd.ceph import rbd_fencing
 from drd.domain.rbd_step_decisions import Act, stuck_lock_decision
 from drd.domain.replication_plan import ImageRef
 from drd.runbooks.site_images import on_site
-from drd.runbooks.step_api import StepContext, StepFailed
+from drd.runbooks.step_api import StepContext, StepFailed, for_each
 
 # How long a freshly force-promoted copy may wait for its local replayer to let go by
 # itself; with the lost peer's cluster alive it lets go at once (see rbd_steps).
@@ -67,6 +67,38 @@ class StuckReplayers:
                         f"locked for its replay from the lost site")
                     self.fenced[holder.address] = []
                 self.fenced[holder.address].append(str(ref))
+
+    async def fence_before(self, context: StepContext, refs: list[ImageRef]) -> None:
+        """Fence, before the promotion, every replayer at the site that holds one of the
+        copies' locks. Only for a lost site: its replayers will never let go, so each
+        first wave of promotions would otherwise wait out the grace (measured: about 1 s
+        of a 100-image takeover), and the restart after costs the same either way. A
+        lock owner that is not an rbd-mirror daemon is left to `release`, which refuses
+        to fence it."""
+        handle = context.sites.cluster(self.site)
+        owners = await for_each(refs, lambda ref: handle.run(
+            lambda cluster: rbd_fencing.lock_owners(cluster, ref)))
+        held: dict[str, list[str]] = {}
+        for ref, found in zip(refs, owners, strict=True):
+            if isinstance(found, BaseException):
+                continue  # left to the promotion's own path
+            for _client, address in found:
+                held.setdefault(address, []).append(str(ref))
+        if not held:
+            return
+        entities = await on_site(context, self.site, rbd_fencing.client_entities,
+                                 f"listing the sessions at {self.site}")
+        for address, images in sorted(held.items()):
+            entity = entities.get(address)
+            if stuck_lock_decision(entity).act is not Act.ACT:
+                continue
+            await on_site(context, self.site, _blocklister(address),
+                          f"fencing the replayer {entity} at {address}")
+            context.output.say(f"fenced {entity} at {address} on {self.site} (osd "
+                               f"blocklist): this site's rbd-mirror locked {len(images)} "
+                               f"copies for its replay from the lost site, which never "
+                               f"lets go; fenced before promoting them")
+            self.fenced[address] = images
 
     async def restart_fenced(self, context: StepContext) -> None:
         """Restart the site's rbd-mirror if one of its clients was fenced, or say loudly

@@ -22,6 +22,7 @@ from drd.domain.rbd_step_decisions import (
     Act,
     CopyHealth,
     Decision,
+    MirrorStatus,
     judge_copy,
     resync_decision,
     resync_refusal,
@@ -45,8 +46,12 @@ POLL_SECONDS = 0.2
 # Seen in a full test run: a drd killed while it demoted left a's rbd-mirror unaware of
 # three demotion snapshots for over five minutes (the notice of each new snapshot died
 # with it, and a snapshot-mode replayer learns of one by that notice). A restarted
-# rbd-mirror scans every image afresh, so the step restarts it once, after this long.
+# rbd-mirror scans every image afresh, so the step restarts it after this long. Seen
+# once more: the copies stayed idle after that one restart too (a 16.2.15 rbd-mirror can
+# also die on its way up), so the step tries again, up to NUDGES restarts a minute apart.
 NUDGE_AFTER_SECONDS = 30.0
+NUDGE_AGAIN_SECONDS = 60.0
+NUDGES = 3
 Snapshots = list[MirrorSnapshot] | CephError
 RESYNC_POLL_SECONDS = 0.5
 # How long a copy may stay undecided (no status since the promotion, replay not yet
@@ -90,7 +95,7 @@ class WaitInSync:
         progress: dict[ImageRef, Progress] = {
             ref: Progress(True, "is primary already: promoted once it had replayed the "
                                 "demotion") for ref in promoted}
-        nudged = False
+        nudges, next_nudge = 0, started + timedelta(seconds=NUDGE_AFTER_SECONDS)
         try:
             while waiting:
                 progress |= await replay_progress_of(context, waiting, site, primary,
@@ -99,10 +104,10 @@ class WaitInSync:
                     break
                 idle = [ref for ref, found in progress.items()
                         if not found.done and found.detail.startswith(NOT_STARTED)]
-                if (not nudged and idle and (context.now() - started).total_seconds()
-                        > NUDGE_AFTER_SECONDS):
-                    nudged = True
-                    await _nudge(context, site, len(idle))
+                if idle and nudges < NUDGES and context.now() > next_nudge:
+                    nudges += 1
+                    next_nudge = context.now() + timedelta(seconds=NUDGE_AGAIN_SECONDS)
+                    await _nudge(context, site, idle)
                 await asyncio.sleep(POLL_SECONDS)
         except asyncio.CancelledError:
             behind = [f"{ref}: {found.detail}" for ref, found in sorted(progress.items())
@@ -142,7 +147,9 @@ class RbdResync:
     async def plan(self, step: AnyStep, context: StepContext) -> list[str]:
         params = params_of(step, ResyncParams)
         loser, winner = context.site(params.site), context.site(params.winner)
-        decisions = await _resync_decisions(context, loser, winner, {})
+        # As the run starts: within its settle window, where a copy rbd-mirror has not
+        # enabled mirroring on yet is waited for, not refused.
+        decisions = await _resync_decisions(context, loser, winner, {}, settling=True)
         counts: dict[Act, int] = {}
         for decision in decisions.values():
             counts[decision.act] = counts.get(decision.act, 0) + 1
@@ -166,7 +173,8 @@ class RbdResync:
         decisions: dict[ImageRef, Decision] = {}
         try:
             while True:
-                decisions = await _resync_decisions(context, loser, winner, requested)
+                decisions = await _resync_decisions(context, loser, winner, requested,
+                                                    settling=not _settle_over(context, started))
                 _refuse(decisions, loser, winner)
                 _note_replaying(context, decisions, requested)
                 repair = {ref: d for ref, d in decisions.items()
@@ -200,7 +208,8 @@ class RbdResync:
 
 
 async def _resync_decisions(context: StepContext, loser: str, winner: str,
-                            requested: dict[ImageRef, datetime]) -> dict[ImageRef, Decision]:
+                            requested: dict[ImageRef, datetime], *,
+                            settling: bool = False) -> dict[ImageRef, Decision]:
     """One decision per image in scope on either side, from a fresh look at both."""
     winners = {image.ref: image for image in await images_on(context, winner)}
     losers = {image.ref: image for image in await images_on(context, loser)}
@@ -214,7 +223,7 @@ async def _resync_decisions(context: StepContext, loser: str, winner: str,
                                                    requested.get(ref))
         decision = resync_decision(None if copy is None else copy.observed,
                                    None if ref not in winners else winners[ref].observed,
-                                   health, loser, winner)
+                                   health, loser, winner, settling=settling)
         if ref in requested and decision.act is Act.ACT:
             decision = Decision(Act.WAIT, f"resync requested at {requested[ref]:%H:%M:%S}; "
                                           f"rbd-mirror has not acted on it yet")
@@ -342,11 +351,30 @@ def _listed(decisions: dict[ImageRef, Decision], act: Act, negate: bool = False)
                      if (decision.act is act) != negate)
 
 
-async def _nudge(context: StepContext, site: str, idle: int) -> None:
-    """Restart `site`'s rbd-mirror: `idle` copies have not started copying for long."""
+async def _nudge(context: StepContext, site: str, idle: list[ImageRef]) -> None:
+    """Restart `site`'s rbd-mirror: the copies of `idle` have not started copying for
+    long. What its rbd-mirror last reported on them is said first, for the operator."""
+    try:
+        reports = {image.ref: image.status for image in await images_on(context, site)
+                   if image.ref in idle}
+    except StepFailed as error:
+        reports, unread = {}, str(error)
+    else:
+        unread = ""
+    context.output.say(f"{len(idle)} copies on {site} have not started copying; its "
+                       f"rbd-mirror reported: " + "; ".join(
+                           f"{ref}: {_reported(reports.get(ref))}" for ref in idle)
+                       + (f" ({unread})" if unread else ""))
     await restart_rbd_mirror_of(
         context, site,
         done_then=" (a replayer learns of a new snapshot by a notice, which a killed writer "
                   "may never send), so it scans them afresh",
-        not_done=f"{idle} copies on {site} have not started copying for "
-                 f"{NUDGE_AFTER_SECONDS:.0f} s, and its rbd-mirror was not restarted")
+        not_done=f"{len(idle)} copies on {site} have not started copying, and its "
+                 f"rbd-mirror was not restarted")
+
+
+def _reported(status: MirrorStatus | None) -> str:
+    if status is None:
+        return "nothing"
+    return (f"{'up' if status.up else 'down'}+{status.state} {status.description!r}"
+            + (f" at {status.reported_at:%H:%M:%S}" if status.reported_at else ""))

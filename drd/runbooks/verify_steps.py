@@ -19,7 +19,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from drd.ceph import rbd_images, rbd_metadata, rbd_promotion
+from drd.ceph import rbd_images, rbd_metadata
 from drd.domain.replication_plan import ImageRef, MirrorMode
 from drd.domain.runbook_steps import AnyStep, ReverseParams
 from drd.runbooks.image_work import failed_images, grouped, params_of
@@ -116,7 +116,7 @@ async def _write_probes(context: StepContext, primary: str, images: list[SiteIma
         def call(cluster: Any) -> None:
             rbd_metadata.set_metadata(cluster, image.ref, key, nonce)
             if image.mode is MirrorMode.SNAPSHOT:
-                rbd_promotion.take_mirror_snapshot(cluster, image.ref)
+                rbd_images.take_mirror_snapshot(cluster, image.ref)
         handle.run(call)
 
     failed = failed_images(images, await for_each(images, write))

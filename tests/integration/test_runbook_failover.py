@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from drd.lab.description import DaemonRole, LabDescription
-from tests.integration.own_lab import booted, replicated_images, steps_told, stop
+from tests.integration.own_lab import booted, replicated_images, stop
 from tests.integration.rbd_images import MiB, random_bytes, wait_for_checksum, write
 from tests.integration.runbook_helpers import (
     NAMESPACE,
@@ -27,6 +27,7 @@ from tests.integration.runbook_helpers import (
     kill,
     pids,
     restart_dead,
+    steps_told,
     take_mirror_snapshots,
     wait_answers,
     wait_ended,

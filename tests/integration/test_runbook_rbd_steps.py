@@ -37,8 +37,11 @@ from tests.integration.rbd_images import (
     JOURNAL_FEATURES,
     MODES,
     MiB,
+    create_mirrored_image,
+    demote,
     image_sha256,
     pool,
+    promote,
     random_bytes,
     wait_for_checksum,
     wait_journal_peers,
@@ -55,6 +58,8 @@ WRITTEN = 2 * MiB
 SWITCHOVER = Path(__file__).parents[2] / "runbooks" / "switchover.yaml"
 EXECUTORS = step_executors()
 FAILOVER = RunbookKind.FAILOVER
+# Each leg took 6-12 s here; a leg still running after this long is stuck, and says where.
+LEG_SECONDS = 240
 
 
 def _policy(tenant: str, namespace: str) -> TenantPolicy:
@@ -124,6 +129,23 @@ def sewage(lab: LabDescription) -> dict[str, str]:
     return _mirrored_images(lab, SEWAGE, ["db-00"], ["vol-00"], seed=600)
 
 
+@pytest.fixture(scope="module")
+def bystanders(lab: LabDescription) -> None:
+    """Other tenants' images in the same pool, as a shared pool holds them: one primary
+    on a, so no move of water alone may re-point c (it pulls the pool from a); one
+    moved to b, whose copy on c, pulling from a, reports "remote image is not primary"
+    for as long as it stays there: a copy no move of water may wait for."""
+    a, b, c = lab.sites["a"], lab.sites["b"], lab.sites["c"]
+    create_mirrored_image(a, f"steps-stays-{RUN}", MiB, "snapshot")
+    moved = f"steps-moved-{RUN}"
+    create_mirrored_image(a, moved, MiB, "snapshot")
+    digest = image_sha256(a, moved)
+    for site in (b, c):
+        wait_for_checksum(site, moved, digest)
+    demote(a, moved)
+    promote(b, moved)
+
+
 @pytest.fixture
 def sites(lab: LabDescription) -> Iterator[ConfiguredSites]:
     config = lab.sites["b"].drd_config
@@ -185,8 +207,15 @@ async def _drive(sites: ConfiguredSites, source: str, target: str
                 context.output.facts["failed"] = str(error)
             return time.monotonic() - started
 
-        took = await asyncio.gather(*(timed(s, c) for s, c in zip(group.steps, contexts,
-                                                                    strict=True)))
+        try:
+            took = await asyncio.gather(*(timed(s, c) for s, c in zip(group.steps, contexts,
+                                                                        strict=True)))
+        except asyncio.CancelledError:  # the leg's deadline: say where it stood
+            print(f"\n{source}->{target} stopped in group {group.name}; so far: "
+                  + ", ".join(f"{name} {spent:.2f} s" for name, spent in seconds.items()))
+            for step, context in zip(group.steps, contexts, strict=True):
+                print("\n".join(f"{step.name}: {line}" for line in context.output.lines))
+            raise
         for step, context, spent in zip(group.steps, contexts, took, strict=True):
             facts[step.name] = context.output.facts
             seconds[step.name] = spent
@@ -221,7 +250,8 @@ def _assert_roles(lab: LabDescription, namespace: str, names: list[str], primary
 
 
 async def test_switchover_of_twenty_images_to_b_and_back_keeps_every_byte(
-        lab: LabDescription, water: dict[str, str], sites: ConfiguredSites) -> None:
+        lab: LabDescription, water: dict[str, str], bystanders: None,
+        sites: ConfiguredSites) -> None:
     names = JOURNAL + SNAPSHOT
     a, b = lab.sites["a"], lab.sites["b"]
     assert {name: image_sha256(b, name, WATER) for name in names} == water
@@ -229,7 +259,8 @@ async def test_switchover_of_twenty_images_to_b_and_back_keeps_every_byte(
     assert len(rpo.output.facts["rpo"]) == 20, "each image at b, its one destination"
 
     started = time.monotonic()
-    facts, seconds, lines = await _drive(sites, "a", "b")
+    async with asyncio.timeout(LEG_SECONDS):
+        facts, seconds, lines = await _drive(sites, "a", "b")
     total = time.monotonic() - started
     print(f"\nswitchover a->b of {len(names)} images: {total:.1f} s; per step: "
           + ", ".join(f"{name} {spent:.2f} s" for name, spent in seconds.items()))
@@ -277,7 +308,8 @@ async def test_switchover_of_twenty_images_to_b_and_back_keeps_every_byte(
         [f"rbd/{WATER}/{name}" for name in SNAPSHOT]
     started = time.monotonic()
     c_followed_b = "failed" not in facts["remote-follows-target"]
-    facts, seconds, lines = await _drive(sites, "b", "a")
+    async with asyncio.timeout(LEG_SECONDS):
+        facts, seconds, lines = await _drive(sites, "b", "a")
     print(f"switchover b->a of {len(names)} images: {time.monotonic() - started:.1f} s; "
           f"per step: " + ", ".join(f"{name} {spent:.2f} s" for name, spent in seconds.items()))
     print("\n".join(f"remote-follows-target: {line}" for line in lines["remote-follows-target"]))

@@ -128,6 +128,16 @@ def test_resync_waits_for_a_copy_rbd_mirror_is_recreating() -> None:
         (Act.WAIT, "no copy on a yet: rbd-mirror is (re)creating it")
 
 
+def test_resync_waits_for_an_unmirrored_copy_only_while_the_copies_settle() -> None:
+    unmirrored = image(None, state=MirrorState.DISABLED)
+    health = CopyHealth(Health.UNHEALTHY, "not mirrored")
+    waiting = resync_decision(unmirrored, image(True), health, "a", "b", settling=True)
+    assert (waiting.act, waiting.reason) == \
+        (Act.WAIT, "not mirrored on a yet: rbd-mirror may be (re)creating it")
+    refused = resync_decision(unmirrored, image(True), health, "a", "b")
+    assert (refused.act, refused.reason) == (Act.REFUSE, "not mirrored on a")
+
+
 @pytest.mark.parametrize(("loser", "winner", "words"), [
     (image(True), image(True), "primary on a as well as on b: demote it on a first"),
     (image(False), image(False), "not primary on b: a resync would copy from no primary"),
