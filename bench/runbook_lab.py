@@ -28,7 +28,8 @@ from drd.ceph import rbd_images
 from drd.ceph.cluster import CephError, ClusterHandle, connect
 from drd.domain.drill import DRILL_NAMESPACE, run_snapshots
 from drd.domain.protection import protection_specs
-from drd.domain.replication_plan import MirrorMode
+from drd.domain.replay_progress import snapshot_in_sync
+from drd.domain.replication_plan import ImageRef, MirrorMode
 from drd.domain.tenant_policy import TenantPolicy
 from drd.lab.description import DaemonRole, LabDescription
 from drd.lab.processes import is_running
@@ -162,6 +163,38 @@ def wait_equal(conf: Path, tenant: Tenant, expected: dict[str, str], timeout: fl
         if not pending or time.monotonic() - started > timeout:
             return time.monotonic() - started, {n: found[n] for n in pending}
         time.sleep(POLL_S)
+
+
+def wait_snapshot_copies(lab: LabDescription, site: str, tenant: Tenant, timeout: float,
+                         each_poll: Callable[[], object] = lambda: None) -> float:
+    """Until `site` holds a complete copy of a's newest mirror snapshot of every
+    snapshot-mode image; the seconds it took. Equal content is not enough: rbd-mirror
+    marks a copy complete only after its last write, and a forced promote rolls a copy
+    back to its newest complete snapshot."""
+    started = time.monotonic()
+    refs = [ImageRef(POOL, tenant.name, name) for name in tenant.snapshot]
+    with connect(lab.sites["a"].conf, CLIENT, CEPH_TIMEOUT_S) as primary, \
+            connect(lab.sites[site].conf, CLIENT, CEPH_TIMEOUT_S) as copy:
+        while True:
+            each_poll()
+            waiting = {}
+            for ref in refs:
+                try:
+                    progress = snapshot_in_sync(rbd_images.mirror_snapshots(primary, ref),
+                                                rbd_images.mirror_snapshots(copy, ref))
+                except CephError as error:
+                    waiting[ref.name] = str(error)
+                    continue
+                if not progress.done:
+                    waiting[ref.name] = progress.detail
+            if not waiting:
+                return time.monotonic() - started
+            refs = [ref for ref in refs if ref.name in waiting]
+            if time.monotonic() - started > timeout:
+                first = next(iter(waiting.items()))
+                raise BenchError(f"{len(waiting)} snapshot-mode copies on {site} are not "
+                                 f"complete after {timeout:.0f} s; {first[0]} {first[1]}")
+            time.sleep(POLL_S)
 
 
 def wait_replaying(lab: LabDescription, tenant: Tenant, timeout: float,

@@ -4,13 +4,14 @@ images, with drd's default detector, heartbeat and lease settings.
 Each run boots a fresh lab (its drd configs reset to the default heartbeat and reloaded),
 creates the tenant's images on site a (by default 50 journal and 50 snapshot of 8 MiB),
 applies a policy with `takeover: automatic` on every site, waits until site b holds every
-image by sha256 and every site has promised a the lease, then SIGKILLs every process of
+image by sha256 (and holds a complete copy of each snapshot-mode image's newest
+mirror snapshot) and every site has promised a the lease, then SIGKILLs every process of
 site a at once. It then polls site b's daemon every 0.1 s and reports, from the kill:
 
 - detection: b's failure detector first shows a lost;
 - lease: b was promised epoch 2 by a majority (its own voter and c's, the witness);
-- writable: the takeover run's forced promotion ended, every image writable (the step
-  proves a writer can take each image's lock);
+- writable: the takeover run's forced promotion proved the last image writable (a writer
+  can take its lock), as the step says; the step then restarts the replayers it fenced;
 - and, separately, the fencing wait (lease minus detection) and the promote time
   (writable minus lease).
 
@@ -24,6 +25,7 @@ The summary gives median and p95 against the targets of issue 8 (15 s and 25 s).
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -33,7 +35,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -140,9 +143,15 @@ def prepare(args: argparse.Namespace, lab_dir: Path, tenant: Tenant) -> LabDescr
         if applied.returncode != 0:
             raise BenchError(f"policy apply on {site.name}: {applied.stderr.strip()}")
     expected = lab_ops.checksums(lab.sites["a"].conf, tenant)
-    _, pending = lab_ops.wait_equal(lab.sites["b"].conf, tenant, expected, 300)
+    # Revived here too: a b whose rbd-mirror died bootstrapping never caught up (2 runs
+    # of 10 failed setup so, "images differ on b after 300 s").
+    _, pending = lab_ops.wait_equal(lab.sites["b"].conf, tenant, expected, 300,
+                                    lambda: _revive_mirrors(lab))
     if pending:
         raise BenchError(f"{len(pending)} images differ on b after 300 s")
+    # A copy can read equal before rbd-mirror marks it complete; the takeover's forced
+    # promote would then roll it back (1 run of 13 "differed on 1 image" so).
+    lab_ops.wait_snapshot_copies(lab, "b", tenant, 300, lambda: _revive_mirrors(lab))
     lab_ops.wait_replaying(lab, tenant, 300, lambda: _revive_mirrors(lab))
     for name in "abc":
         _wait(partial(_held_by, lab, name, "a"), 60, f"{name} promised a the lease")
@@ -177,14 +186,21 @@ def one_run(lab: LabDescription, tenant: Tenant) -> dict[str, float]:
             break
         time.sleep(POLL_S)
     promote = _promoted(lab, int(taken["run"]))
-    writable = (datetime.fromisoformat(promote["started_at"]).timestamp()
-                + float(promote["seconds"]))
+    writable = _writable_at(promote)
     promised = datetime.fromisoformat(taken["promised_at"]).timestamp()
     on_b = lab_ops.checksums(lab.sites["b"].conf, tenant)
     if on_b != expected:
-        raise BenchError(f"b differs on {sum(on_b[n] != d for n, d in expected.items())} "
-                         f"images")
+        # Seen once in 13 runs, with nothing kept to explain it: name the images, and
+        # say what the promotion said of them.
+        differing = sorted(n for n, d in expected.items() if on_b[n] != d)
+        told = [line for line in promote["output"] if any(n in line for n in differing)]
+        raise BenchError(f"b differs on {len(differing)} images: {', '.join(differing)}; "
+                         f"the promotion said: {told}")
     assert detected is not None
+    step_started = datetime.fromisoformat(promote["started_at"]).timestamp()
+    phases = next((line for line in promote["output"] if line.startswith("phases")), "")
+    print(f"  the run's forced promotion started {step_started - promised:.2f} s after the "
+          f"lease and took {float(promote['seconds']):.2f} s; {phases}")
     return {"detection": detected - killed, "lease": promised - killed,
             "writable": writable - killed, "fencing wait": promised - detected,
             "promote": writable - promised}
@@ -204,6 +220,22 @@ def _promoted(lab: LabDescription, run_id: int) -> dict[str, Any]:
             raise BenchError(f"the forced promotion {step['state']}: {step['error']}")
         time.sleep(POLL_S)
     raise BenchError("the forced promotion did not end within 180 s")
+
+
+def _writable_at(promote: dict[str, Any]) -> float:
+    """When the step proved the last image writable ("... all writable at HH:MM:SS.f",
+    UTC): before its end, which also restarts the fenced replayers."""
+    started = datetime.fromisoformat(promote["started_at"])
+    said = next((m for line in promote["output"]
+                 if (m := re.search(r"all writable at (\d\d:\d\d:\d\d\.\d+)", line))), None)
+    if said is None:
+        raise BenchError(f"the forced promotion did not say when all was writable: "
+                         f"{promote['output'][-3:]}")
+    at = datetime.combine(started.date(), time_of_day.fromisoformat(said.group(1)),
+                          tzinfo=started.tzinfo)
+    if at < started:  # past midnight
+        at += timedelta(days=1)
+    return at.timestamp()
 
 
 def _p95(values: list[float]) -> float:
