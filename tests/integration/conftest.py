@@ -17,6 +17,7 @@ from drd.lab.description import LabDescription
 from drd.lab.lab_store import load_description
 from drd.lab.processes import is_running
 from tests.integration.descendants import note_test_start
+from tests.integration.lab_diagnosis import diagnose, last_words
 
 DRD = str(Path(sys.executable).with_name("drd"))
 TEST_BLOCK = os.environ.get("DRD_TEST_LAB_BLOCK", "77")
@@ -27,13 +28,46 @@ def run_drd(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
                           check=False)
 
 
+# The shared lab as the first failure left it, and as the run ended; printed last.
+_FAILED_RUN_DIAGNOSIS: dict[str, list[str]] = {}
+
+
+def _diagnose_if_failed(session: pytest.Session, lab_dir: Path) -> None:
+    described = load_description(lab_dir)
+    if session.testsfailed and described is not None:
+        _FAILED_RUN_DIAGNOSIS["when the run ended"] = diagnose(described)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    report = yield
+    shared = getattr(item, "funcargs", {}).get("lab")
+    if (isinstance(report, pytest.TestReport) and report.failed and _FAILED_RUN_DIAGNOSIS == {}
+            and isinstance(shared, LabDescription)):
+        now = load_description(shared.dir)
+        if now is not None:
+            _FAILED_RUN_DIAGNOSIS[f"at the first failure ({item.nodeid}, {report.when})"] = \
+                diagnose(now)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for moment, lines in _FAILED_RUN_DIAGNOSIS.items():
+        terminalreporter.section(f"the shared lab {moment}")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
+def lab(tmp_path_factory: pytest.TempPathFactory,
+        request: pytest.FixtureRequest) -> Iterator[LabDescription]:
     reuse = os.environ.get("DRD_TEST_LAB_DIR")
     if reuse:
         description = load_description(Path(reuse))
         assert description is not None, f"DRD_TEST_LAB_DIR={reuse} holds no lab"
         yield description
+        _diagnose_if_failed(request.session, description.dir)
         return
     lab_dir = tmp_path_factory.mktemp("lab") / "lab"
     result = run_drd("lab", "up", "--dir", str(lab_dir), "--block", TEST_BLOCK)
@@ -43,6 +77,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDescription]:
     try:
         yield description
     finally:
+        _diagnose_if_failed(request.session, lab_dir)
         down = run_drd("lab", "down", "--dir", str(lab_dir))
         survivors = [p.entity for _, p in description.all_processes() if is_running(p)]
         assert down.returncode == 0, down.stderr
@@ -67,9 +102,13 @@ def _revive_crashed_daemons(request: pytest.FixtureRequest) -> None:
     now = load_description(shared.dir)
     if now is None:
         return
-    dead = [p.entity for _, p in now.all_processes() if not is_running(p)]
+    dead = [p for _, p in now.all_processes() if not is_running(p)]
     if dead:
-        print(f"\nrestarting lab daemons that died: {', '.join(dead)}", file=sys.stderr)
+        print(f"\nrestarting lab daemons that died: {', '.join(p.entity for p in dead)}",
+              file=sys.stderr)
+        for record in dead:
+            print("\n".join(f"  {record.entity}: {line}" for line in last_words(record)),
+                  file=sys.stderr)
         revived = run_drd("lab", "up", "--dir", str(shared.dir), "--block", str(shared.block),
                           timeout=300)
         assert revived.returncode == 0, revived.stderr

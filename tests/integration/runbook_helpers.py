@@ -65,9 +65,16 @@ def wait_ended(lab: LabDescription, site: str, run_id: int,
                timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while (view := api(lab, site, f"/v1/runs/{run_id}"))["state"] == "running":
-        assert time.monotonic() < deadline, f"run {run_id} still running: {view}"
+        assert time.monotonic() < deadline, \
+            f"run {run_id} still running after {timeout:.0f} s:\n{steps_told(view)}"
         time.sleep(0.5)
     return view
+
+
+def steps_told(view: dict[str, Any]) -> str:
+    """A run's steps as an assertion message: state, error and the last output lines."""
+    return "\n".join(f"{s['name']}: {s['state']} {s['seconds']} s {s['error'] or ''} | "
+                     + " / ".join(s["output"][-4:]) for s in view["steps"])
 
 
 def pids(lab_dir: Path, site: str, roles: set[DaemonRole]) -> list[int]:
