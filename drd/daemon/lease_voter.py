@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import structlog
 
 from drd.api.schemas import LeaseVoteOut
+from drd.daemon.lease_threads import in_lease_thread
 from drd.domain.lease import (
     Answer,
     Ask,
@@ -43,7 +44,7 @@ class LeaseVoter:
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
-        records = await asyncio.to_thread(self._store.epochs)
+        records = await in_lease_thread(self._store.epochs)
         now = self._clock()
         for record in records:
             kept = restored(Promise(record.primary_site, record.epoch, now), now,
@@ -70,7 +71,7 @@ class LeaseVoter:
             if result.answer is Answer.GRANTED and granted is not None and (
                     promise is None or (promise.holder, promise.epoch)
                     != (granted.holder, granted.epoch)):
-                await asyncio.to_thread(
+                await in_lease_thread(
                     self._store.accept_epoch, group, epoch=granted.epoch,
                     primary=granted.holder, now=datetime.now(UTC), by=self.site)
                 log.warning("lease promised to a new holder", group=group,
@@ -88,7 +89,7 @@ class LeaseVoter:
             promise = self._promises.get(group)
             if promise is not None and promise.epoch >= epoch:
                 return
-            await asyncio.to_thread(self._store.accept_epoch, group, epoch=epoch,
+            await in_lease_thread(self._store.accept_epoch, group, epoch=epoch,
                                     primary=holder, now=datetime.now(UTC), by=self.site)
             until = self._clock() + (0.0 if released else self.settings.ttl)
             self._promises[group] = Promise(holder, epoch, until, released=released)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from drd.ceph import rbd_fencing, rbd_images, rbd_promotion
 from drd.ceph.cluster import CephError, ClusterHandle
+from drd.daemon.lease_threads import in_lease_thread
 from drd.domain.rbd_step_decisions import Act, fence_decision
 from drd.domain.replication_plan import ImageRef
 from drd.domain.tenant_policy import BlockSelection
@@ -48,7 +49,7 @@ async def fence_images(handle: ClusterHandle, refs: list[ImageRef], *,
 
     async def demote(ref: ImageRef) -> str | None:
         try:
-            await asyncio.to_thread(handle.run,
+            await in_lease_thread(handle.run,
                                     lambda cluster: rbd_promotion.demote(cluster, ref))
         except (CephError, TimeoutError) as error:
             return f"{ref}: {error}"
@@ -63,7 +64,7 @@ async def _stop_writers(handle: ClusterHandle, refs: list[ImageRef], outcome: Se
                         readers_too: bool) -> None:
     async def holders(ref: ImageRef) -> list[rbd_fencing.Holder]:
         try:
-            return await asyncio.to_thread(
+            return await in_lease_thread(
                 handle.run, lambda cluster: rbd_fencing.image_holders(cluster, ref))
         except (CephError, TimeoutError) as error:
             outcome.failed.append(f"listing the clients of {ref}: {error}")
@@ -74,14 +75,14 @@ async def _stop_writers(handle: ClusterHandle, refs: list[ImageRef], outcome: Se
     if readers_too:
         for pool in sorted({ref.pool for ref in refs}):
             try:
-                writers |= set(await asyncio.to_thread(
+                writers |= set(await in_lease_thread(
                     handle.run, lambda cluster, pool=pool: rbd_fencing.peer_replayers(
                         cluster, pool)))
             except (CephError, TimeoutError) as error:
                 outcome.failed.append(f"listing the peers' replayers of pool {pool}: {error}")
     for address in sorted(writers):
         try:
-            await asyncio.to_thread(
+            await in_lease_thread(
                 handle.run, lambda cluster, address=address: rbd_fencing.blocklist(cluster,
                                                                                    address))
         except (CephError, TimeoutError) as error:
@@ -90,15 +91,29 @@ async def _stop_writers(handle: ClusterHandle, refs: list[ImageRef], outcome: Se
             outcome.blocklisted.append(address)
 
 
+def _primaries(handle: ClusterHandle, block: BlockSelection) -> list[ImageRef]:
+    observed = handle.run(lambda cluster: rbd_images.observe_pool(
+        cluster, block.pool, block.namespace))
+    return [image.ref for image in observed if image.primary and block.selects(image.ref.name)]
+
+
 async def primaries_at(handle: ClusterHandle, block: BlockSelection) -> list[ImageRef] | None:
-    """The group's images that are primary on the site behind `handle`; None when its Ceph
-    does not say (unreachable, or not answering yet)."""
+    """The group's images that are primary on this site (`handle`); None when its Ceph
+    does not say (not answering yet)."""
     try:
-        observed = await asyncio.to_thread(handle.run, lambda cluster: rbd_images.observe_pool(
-            cluster, block.pool, block.namespace))
+        return await in_lease_thread(_primaries, handle, block)
     except (CephError, TimeoutError):
         return None
-    return [image.ref for image in observed if image.primary and block.selects(image.ref.name)]
+
+
+async def _primaries_at_old_site(handle: ClusterHandle,
+                                 block: BlockSelection) -> list[ImageRef] | None:
+    # Not in a lease thread: while the old site is dead, every call holds its thread for
+    # the whole Ceph deadline.
+    try:
+        return await asyncio.to_thread(_primaries, handle, block)
+    except (CephError, TimeoutError):
+        return None
 
 
 async def fence_returned(own: ClusterHandle, old: ClusterHandle,
@@ -115,7 +130,8 @@ async def fence_returned(own: ClusterHandle, old: ClusterHandle,
     None while there is nothing to decide yet (the old site unreachable, or this site
     not serving); otherwise what was found or done, and the guard's work is over.
     """
-    mine, theirs = await asyncio.gather(primaries_at(own, block), primaries_at(old, block))
+    mine, theirs = await asyncio.gather(primaries_at(own, block),
+                                        _primaries_at_old_site(old, block))
     if theirs is None or not mine:
         return None
     if not theirs:
