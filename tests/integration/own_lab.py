@@ -5,7 +5,6 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import rbd
@@ -32,8 +31,11 @@ def booted(lab_dir: Path, block: str) -> Iterator[LabDescription]:
     try:
         yield description
     finally:
-        down = run_drd("lab", "down", "--dir", str(lab_dir))
-        assert down.returncode == 0, down.stderr
+        if os.environ.get("DRD_TEST_KEEP_LABS"):  # to read a failed run's logs after it
+            print(f"\nkept the lab in {lab_dir}: drd lab down --dir {lab_dir}")
+        else:
+            down = run_drd("lab", "down", "--dir", str(lab_dir))
+            assert down.returncode == 0, down.stderr
 
 
 def replicated_images(lab: LabDescription, names: list[str], size: int, policy: Path,
@@ -56,12 +58,6 @@ def replicated_images(lab: LabDescription, names: list[str], size: int, policy: 
         wait_for_checksum(lab.sites["b"], name, expected[name], timeout=180,
                           namespace=NAMESPACE)
     return expected
-
-
-def steps_told(view: dict[str, Any]) -> str:
-    """A run's steps as an assertion message: state, error and the last output lines."""
-    return "\n".join(f"{s['name']}: {s['state']} {s['seconds']} s {s['error'] or ''} | "
-                     + " / ".join(s["output"][-4:]) for s in view["steps"])
 
 
 def stop(pids_to_stop: list[int]) -> None:

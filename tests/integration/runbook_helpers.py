@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import rbd
 from drd.api.tokens import read_secret_file
 from drd.lab.description import DaemonRole, LabDescription, SiteRecord
 from drd.lab.lab_store import load_description
+from drd.lab.processes import is_running
 from tests.integration.conftest import run_drd
 from tests.integration.rbd_images import image_sha256, pool
 from tests.integration.test_replication import eventually
@@ -33,9 +35,34 @@ def api(lab: LabDescription, site: str, path: str, body: dict[str, Any] | None =
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {read_secret_file(lab.operator_token_file)}",
                  "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.URLError as error:
+        if not isinstance(error.reason, ConnectionRefusedError):
+            raise
+        raise DaemonNotListening(f"{site}'s drd refused {path}: "
+                                 f"{daemon_told(lab, site)}") from error
+
+
+class DaemonNotListening(ConnectionRefusedError):
+    """A site's drd refused a connection; says whether its process lives, and its last
+    console lines (an OSError still, as callers that wait for an answer expect)."""
+
+
+def daemon_told(lab: LabDescription, site: str) -> str:
+    """Whether `site`'s drd process runs, and the last lines of its console."""
+    now = load_description(lab.dir)
+    record = None if now is None else now.sites[site].process(DaemonRole.DRD)
+    if record is None:
+        return "lab.json names no drd there"
+    try:
+        console = record.console.read_text(errors="replace").splitlines()[-8:]
+    except OSError as error:
+        console = [f"(console unreadable: {error})"]
+    return (f"pid {record.pid} {'runs' if is_running(record) else 'is not running'}; "
+            "its console ends:\n  " + "\n  ".join(console))
 
 
 def is_primary(site: SiteRecord, name: str) -> bool:
