@@ -12,7 +12,12 @@ import rbd
 from drd.lab.description import LabDescription
 from drd.lab.lab_store import load_description
 from tests.integration.conftest import run_drd
-from tests.integration.rbd_images import pool, random_bytes, wait_for_checksum
+from tests.integration.rbd_images import (
+    pool,
+    random_bytes,
+    wait_for_checksum,
+    wait_snapshot_copied,
+)
 from tests.integration.runbook_helpers import (
     NAMESPACE,
     checksums,
@@ -57,6 +62,8 @@ def replicated_images(lab: LabDescription, names: list[str], size: int, policy: 
     for name in names:
         wait_for_checksum(lab.sites["b"], name, expected[name], timeout=180,
                           namespace=NAMESPACE)
+    for name in snapshot_mode:
+        wait_snapshot_copied(lab.sites["a"], lab.sites["b"], name, namespace=NAMESPACE)
     return expected
 
 

@@ -16,6 +16,7 @@ import rbd
 
 from drd.ceph import rbd_images
 from drd.ceph.cluster import connect
+from drd.domain.replication_plan import ImageRef
 from drd.lab.description import DaemonRole, SiteRecord
 from drd.lab.lab_store import load_description
 from drd.lab.processes import is_running
@@ -168,6 +169,29 @@ def wait_for_checksum(site: SiteRecord, name: str, expected: str, timeout: float
         time.sleep(0.2)
     raise AssertionError(f"{name} on site {site.name} did not reach sha256 {expected[:12]} "
                          f"within {timeout} s (last: {last[:12]})")
+
+
+def wait_snapshot_copied(primary: SiteRecord, copy: SiteRecord, name: str,
+                         timeout: float = 180, namespace: str = "") -> None:
+    """Wait until `copy` holds the primary's newest mirror snapshot of a snapshot-mode
+    image, complete. Matching bytes are not enough: rbd-mirror copies the data before it
+    marks the snapshot complete, and a forced promotion rolls back to the last complete
+    one, which for a copy still in its first sync is the empty image."""
+    ref = ImageRef(primary.rbd_pool, namespace, name)
+    with connect(primary.conf) as cluster:
+        newest = max(s.snap_id for s in rbd_images.mirror_snapshots(cluster, ref) if s.primary)
+    deadline = time.monotonic() + timeout
+    held: list[str] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(rbd.ImageNotFound), connect(copy.conf) as cluster:
+            snapshots = rbd_images.mirror_snapshots(cluster, ref)
+            if any(s.primary_snap_id == newest and s.complete for s in snapshots):
+                return
+            held = [f"{s.primary_snap_id}{'' if s.complete else ' (incomplete)'}"
+                    for s in snapshots]
+        time.sleep(0.2)
+    raise AssertionError(f"{name} on site {copy.name} did not complete the primary's mirror "
+                         f"snapshot {newest} within {timeout} s; it holds {held}")
 
 
 def local_mirror_description(site: SiteRecord, name: str) -> str:

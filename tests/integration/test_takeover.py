@@ -29,6 +29,7 @@ from tests.integration.rbd_images import (
     pool,
     random_bytes,
     wait_for_checksum,
+    wait_snapshot_copied,
 )
 from tests.integration.runbook_helpers import (
     NAMESPACE,
@@ -150,6 +151,8 @@ def served(own_lab: LabDescription, tmp_path_factory: pytest.TempPathFactory
         for site in "bc":
             wait_for_checksum(lab.sites[site], SERVED_IMAGE, digest, timeout=180,
                               namespace="transport")
+        wait_snapshot_copied(lab.sites["a"], lab.sites["b"], SERVED_IMAGE,
+                             namespace="transport")
         yield service, digest
     finally:
         service.close()
